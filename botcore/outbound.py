@@ -1,0 +1,188 @@
+"""Shared outbound plumbing for adapters: tokens shared by all workers, rate limits across
+workers, and one retry policy.
+
+* :class:`TokenCache` keeps a platform access token in Redis, refreshes it early under a lock
+  so that one worker fetches while the others keep using the old one, and forgets it when the
+  platform says it is invalid.
+* :class:`RateLimiter` is a token bucket in Redis (one Lua call), shared by every worker.
+* :func:`send_with_retry` retries what is worth retrying (throttling, 5xx, network errors,
+  one token refresh) with full-jitter backoff (tenacity), never content errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from redis.asyncio import Redis
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from botcore.errors import ChannelAuthError, ChannelRateLimited, ChannelUnavailable
+from botcore.keys import KeyBuilder
+
+__all__ = ["RateLimiter", "TokenCache", "send_with_retry"]
+
+T = TypeVar("T")
+
+# KEYS: bucket. ARGV: rate (tokens/s), burst, now (s, float), cost.
+# Returns 0 when allowed now, else the seconds to wait (as a string float).
+_BUCKET = """
+local rate = tonumber(ARGV[1]); local burst = tonumber(ARGV[2])
+local now = tonumber(ARGV[3]); local cost = tonumber(ARGV[4])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1]) or burst
+local ts = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local wait = 0
+if tokens >= cost then tokens = tokens - cost else wait = (cost - tokens) / rate end
+if wait == 0 then
+  redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
+  redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+end
+return tostring(wait)
+"""
+
+
+class RateLimiter:
+    """A token bucket per scope, shared by every worker through Redis.
+
+    Args:
+        redis: asyncio Redis client.
+        keys: key builder.
+        channel: the channel id (part of the key).
+        rate: tokens per second.
+        burst: bucket size.
+    """
+
+    def __init__(self, redis: Redis, keys: KeyBuilder, channel: str, *, rate: float,
+                 burst: float) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._channel = channel
+        self.rate = rate
+        self.burst = burst
+
+    async def reserve(self, scope: str, cost: float = 1.0) -> float:
+        """Take ``cost`` tokens if available now; return 0, or the seconds to wait first."""
+        wait = await self._redis.eval(_BUCKET, 1, self._keys.rate(self._channel, scope),
+                                      self.rate, self.burst, time.time(), cost)
+        return float(wait)
+
+    async def acquire(self, scope: str, cost: float = 1.0, *, max_wait: float = 60.0) -> None:
+        """Wait until ``cost`` tokens can be taken (at most ``max_wait`` seconds)."""
+        deadline = time.monotonic() + max_wait
+        while (wait := await self.reserve(scope, cost)) > 0:
+            if time.monotonic() + wait > deadline:
+                raise ChannelRateLimited(wait, channel=self._channel,
+                                         errmsg=f"local limit for {scope}")
+            await asyncio.sleep(wait)
+
+
+class TokenCache:
+    """An access token cached in Redis, refreshed early by one worker under a lock.
+
+    Args:
+        redis: asyncio Redis client.
+        keys: key builder.
+        channel: channel id; ``app_id`` names the app whose token this is.
+        fetch: coroutine returning ``(token, expires_in_seconds)`` from the platform.
+        refresh_margin: refresh when fewer seconds than this remain.
+    """
+
+    def __init__(self, redis: Redis, keys: KeyBuilder, channel: str, app_id: str,
+                 fetch: Callable[[], Awaitable[tuple[str, float]]], *,
+                 refresh_margin: float = 600.0) -> None:
+        self._redis = redis
+        self._key = keys.token(channel, app_id)
+        self._lock_key = keys.token_lock(channel, app_id)
+        self._fetch = fetch
+        self._margin = refresh_margin
+        self.fetches = 0
+
+    async def _cached(self) -> tuple[str, float] | None:
+        raw = await self._redis.get(self._key)
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return str(data["token"]), float(data["expires_at"])
+
+    async def get(self) -> str:
+        """A valid token: the cached one, or a fresh one fetched by exactly one worker."""
+        for _ in range(100):
+            cached = await self._cached()
+            now = time.time()
+            if cached and cached[1] - now > self._margin:
+                return cached[0]
+            lock = self._redis.lock(self._lock_key, timeout=15, blocking=False)
+            if await lock.acquire():
+                try:
+                    return await self._refresh()
+                finally:
+                    await lock.release()
+            if cached and cached[1] > now + 5:  # someone refreshes; the old one still works
+                return cached[0]
+            await asyncio.sleep(0.05)
+        raise ChannelUnavailable("timed out waiting for another worker's token refresh")
+
+    async def _refresh(self) -> str:
+        cached = await self._cached()  # another worker may have refreshed meanwhile
+        if cached and cached[1] - time.time() > self._margin:
+            return cached[0]
+        token, expires_in = await self._fetch()
+        self.fetches += 1
+        expires_at = time.time() + expires_in
+        await self._redis.set(self._key, json.dumps({"token": token, "expires_at": expires_at}),
+                              ex=max(1, int(expires_in)))
+        return token
+
+    async def invalidate(self, token: str) -> None:
+        """Forget ``token`` (the platform said it is invalid) unless already replaced."""
+        cached = await self._cached()
+        if cached and cached[0] == token:
+            await self._redis.delete(self._key)
+
+
+def _wait_for(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, ChannelRateLimited):
+        return max(0.0, exc.retry_after)
+    backoff = wait_exponential_jitter(initial=0.5, max=20)
+    return float(backoff(state))
+
+
+async def send_with_retry(call: Callable[[], Awaitable[T]], *, attempts: int = 6,
+                          deadline: float = 120.0) -> T:
+    """Run ``call``, retrying throttling (waiting the server's hint), 5xx, network errors and
+    one token refresh (on ``ChannelAuthError``; ``call`` must fetch a fresh token itself).
+
+    Content errors (:class:`~botcore.errors.ChannelApiError` other than these) are raised at
+    once: sending the same bad request again cannot succeed.
+    """
+    auth_failures = 0
+
+    def worth_retrying(exc: BaseException) -> bool:
+        nonlocal auth_failures
+        if isinstance(exc, ChannelAuthError):
+            auth_failures += 1
+            return auth_failures <= 1
+        return isinstance(exc, ChannelRateLimited | ChannelUnavailable)
+
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(worth_retrying),
+        wait=_wait_for,
+        stop=stop_after_attempt(attempts) | stop_after_delay(deadline),
+        reraise=True,
+    ):
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable")  # pragma: no cover

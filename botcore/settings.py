@@ -1,0 +1,210 @@
+"""Settings: a TOML file plus ``BOTCORE_*`` environment variables, validated at start-up.
+
+Sources, strongest first: keyword arguments, environment (``BOTCORE_REDIS_URL``,
+``BOTCORE_BOTS__SUPPORT__SECRET``: nested names joined by ``__``), the TOML file
+(``botcore.toml`` in the working directory, or the path in ``BOTCORE_CONFIG``).
+
+Example ``botcore.toml``::
+
+    redis_url = "redis://localhost:6379/0"     # leave out: embedded Redis under data_dir
+
+    [bots.support]
+    channel = "web"
+    app = "examples.support_bot:app"
+
+A wrong or missing value raises :class:`~botcore.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from botcore.errors import ConfigError
+
+__all__ = [
+    "BotConfig",
+    "IngressSettings",
+    "LLMSettings",
+    "SessionSettings",
+    "Settings",
+    "WorkerSettings",
+    "load_settings",
+]
+
+_APP_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+DEFAULT_CONFIG = "botcore.toml"
+
+
+class IngressSettings(BaseModel):
+    """Durable ingress: dedupe window, leases, retries, bursts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dedupe_ttl: int = Field(86_400, ge=60, description="seconds a delivery id is remembered")
+    lease_ttl: float = Field(30.0, gt=0.5, description="seconds a drain owns a conversation")
+    schedule_ttl: float = Field(15.0, gt=0.5, description="seconds a queued drain is trusted")
+    sweep_interval: float = Field(1.0, gt=0.0, description="seconds between sweeper passes")
+    max_attempts: int = Field(3, ge=1, description="turns tried before dead-lettering")
+    merge_window: float = Field(0.0, ge=0.0, description="seconds to wait for more lines")
+    max_merge: int = Field(5, ge=1, description="messages merged into one turn at most")
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    apology: str = "抱歉，处理您的消息时出了点问题，请稍后再试。(Sorry, something went wrong.)"
+
+
+class WorkerSettings(BaseModel):
+    """The Celery worker."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: int = Field(2, ge=1)
+    queue: str = "botcore"
+    task_time_limit: int = Field(120, ge=5, description="hard limit of one drain, seconds")
+
+
+class SessionSettings(BaseModel):
+    """Conversation memory in Redis."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl: int = Field(7 * 86_400, ge=60, description="seconds a session lives after a write")
+    max_turns: int = Field(20, ge=1, description="history entries kept")
+    max_tokens: int = Field(4_000, ge=100, description="history token budget")
+
+
+class LLMSettings(BaseModel):
+    """The chat model: any OpenAI-compatible endpoint. Leave ``model`` empty for none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = "openai"
+    model: str = ""
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    temperature: float = 0.3
+    timeout: float = 60.0
+    max_retries: int = 2
+
+
+class BotConfig(BaseModel):
+    """One ``[bots.<id>]`` table. Channel credentials are extra keys, named as the platform
+    names them; the channel's adapter validates them at start-up."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str = ""
+    channel: str
+    app: str = Field(description="'module:attribute' of the BotApp")
+    name: str | None = None
+
+    @field_validator("app")
+    @classmethod
+    def _app_ref(cls, value: str) -> str:
+        if not _APP_REF.match(value):
+            raise ValueError("expected 'module:attribute', e.g. 'examples.support_bot:app'")
+        return value
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The channel-specific keys (everything not defined above)."""
+        return dict(self.model_extra or {})
+
+
+class Settings(BaseSettings):
+    """All of botcore's settings. Build once with :func:`load_settings` and pass it in."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BOTCORE_", env_nested_delimiter="__", extra="forbid",
+    )
+
+    redis_url: str | None = Field(None, description="None: start an embedded Redis")
+    data_dir: Path = Path(".botcore")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_json: bool = False
+    key_prefix: str = "botcore"
+    ingress: IngressSettings = IngressSettings()
+    worker: WorkerSettings = WorkerSettings()
+    sessions: SessionSettings = SessionSettings()
+    llm: LLMSettings = LLMSettings()
+    bots: dict[str, BotConfig] = Field(default_factory=dict)
+
+    @field_validator("bots")
+    @classmethod
+    def _name_bots(cls, bots: dict[str, BotConfig]) -> dict[str, BotConfig]:
+        return {bot_id: bot.model_copy(update={"id": bot_id}) for bot_id, bot in bots.items()}
+
+    def bot(self, bot_id: str) -> BotConfig:
+        """The bot's settings, or ConfigError naming the known bots."""
+        try:
+            return self.bots[bot_id]
+        except KeyError:
+            raise ConfigError(f"bots.{bot_id}", f"one of {sorted(self.bots)}", "nothing") from None
+
+
+def _config_path(path: str | Path | None) -> Path | None:
+    if path is not None:
+        found = Path(path)
+        if not found.is_file():
+            raise ConfigError("BOTCORE_CONFIG", "a readable TOML file", f"{found} (not found)")
+        return found
+    env = os.environ.get("BOTCORE_CONFIG")
+    if env:
+        return _config_path(env)
+    default = Path(DEFAULT_CONFIG)
+    return default if default.is_file() else None
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file and the environment; raise ConfigError on the first bad key.
+
+    Args:
+        path: the TOML file; default ``$BOTCORE_CONFIG`` or ``./botcore.toml`` if present.
+        **overrides: values that win over every other source (tests, CLI flags).
+    """
+    toml_path = _config_path(path)
+
+    class _FileSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if toml_path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+            return tuple(sources)
+
+    try:
+        loaded = _FileSettings(**overrides)
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+    except ValueError as exc:  # TOML syntax errors
+        raise ConfigError(str(toml_path), "valid TOML", str(exc)) from None
+    return loaded
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(root)"
+    expected = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "missing":
+        return ConfigError(key, expected, "nothing")
+    if "secret" in key.lower() or "key" in key.lower() or "token" in key.lower():
+        return ConfigError(key, expected)  # never echo a secret back
+    return ConfigError(key, expected, repr(first.get("input"))[:80])

@@ -1,0 +1,1 @@
+"""LangGraph flow builders, discovered through the botcore.flows entry points."""
