@@ -1,0 +1,72 @@
+"""The embedded mode: one command runs Redis, a Celery worker and the web server.
+
+With no ``redis_url`` configured, ``botcore serve`` starts a private ``redis-server`` under
+the data directory and a ``botcore worker`` child process, then serves the web app. Ctrl-C or
+SIGTERM stops all three. The code path is the production one; only the addresses differ.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+
+import structlog
+
+from botcore.redis_server import RedisProcess
+from botcore.settings import Settings
+
+__all__ = ["embedded_services", "start_worker_process"]
+
+log = structlog.get_logger("botcore.embedded")
+
+
+def start_worker_process(redis_url: str, *, config: Path | None = None,
+                         concurrency: int | None = None,
+                         env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``botcore worker`` as a child process pointed at ``redis_url``."""
+    child_env = {**os.environ, **(env or {}), "BOTCORE_REDIS_URL": redis_url}
+    if config is not None:
+        child_env["BOTCORE_CONFIG"] = str(config)
+    args = [sys.executable, "-m", "botcore", "worker"]
+    if concurrency:
+        args += ["--concurrency", str(concurrency)]
+    return subprocess.Popen(args, env=child_env, start_new_session=True)  # noqa: S603
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM the process group (warm shutdown), SIGKILL after ``timeout``."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+    except ProcessLookupError:
+        pass
+
+
+@contextmanager
+def embedded_services(settings: Settings, *, config: Path | None = None,
+                      with_worker: bool = True) -> Iterator[str]:
+    """Start what ``settings`` does not point at; yield the Redis URL; stop them on exit."""
+    redis: RedisProcess | None = None
+    url = settings.redis_url
+    if not url:
+        redis = RedisProcess(Path(settings.data_dir) / "redis").start()
+        url = redis.url
+        log.info("embedded redis started", url=url, dir=str(redis.data_dir))
+    worker = start_worker_process(url, config=config) if with_worker else None
+    try:
+        yield url
+    finally:
+        if worker is not None:
+            stop_process(worker)
+        if redis is not None:
+            redis.stop()

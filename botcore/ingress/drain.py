@@ -1,0 +1,159 @@
+"""The worker side of the inbox: drain one conversation, in order, under a lease.
+
+``drain(conversation_id)`` takes the conversation's lease (or returns: someone else drains
+it), then loops: read the head, count the attempt, run the turn, pop the head only after its
+replies are recorded. Failures retry with backoff while the lease is held (so order is
+kept); after ``max_attempts`` the message goes to the dead-letter list and the user gets the
+apology. The lease is renewed while a turn runs and released only when the inbox is empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+from pydantic import ValidationError
+
+from botcore.ingress.inbox import Envelope, Inbox
+from botcore.sessions import Lease
+from botcore.sessions.redis import acquire_lease
+from botcore.settings import IngressSettings
+
+__all__ = ["DrainStats", "Drainer", "TurnFailed", "merge_envelopes"]
+
+log = structlog.get_logger("botcore.drain")
+
+#: Runs one turn for the given envelopes (one, or several merged). Raises on failure.
+TurnFn = Callable[[list[Envelope], int], Awaitable[None]]
+#: Sends the apology for a dead-lettered envelope (best effort).
+ApologyFn = Callable[[Envelope, BaseException | None], Awaitable[None]]
+
+
+class TurnFailed(Exception):
+    """Wraps the last error of a turn that failed ``max_attempts`` times."""
+
+
+@dataclass
+class DrainStats:
+    """What one drain call did (for logs and tests)."""
+
+    turns: int = 0
+    failures: int = 0
+    dead_letters: int = 0
+    lease_lost: bool = False
+
+
+def merge_envelopes(entries: list[Envelope], max_merge: int) -> list[Envelope]:
+    """The leading run of plain messages from the head's sender (at most ``max_merge``)."""
+    first = entries[0]
+    merged = [first]
+    if first.message.kind != "message":
+        return merged
+    for entry in entries[1:max_merge]:
+        if entry.message.kind != "message" or entry.message.sender.id != first.message.sender.id:
+            break
+        merged.append(entry)
+    return merged
+
+
+class Drainer:
+    """Drains conversations. One per worker process; safe to call concurrently."""
+
+    def __init__(self, inbox: Inbox, settings: IngressSettings, run_turn: TurnFn,
+                 apologize: ApologyFn) -> None:
+        self.inbox = inbox
+        self.settings = settings
+        self._run_turn = run_turn
+        self._apologize = apologize
+
+    async def drain(self, conversation_id: str) -> DrainStats:
+        """Process the conversation's inbox until it is empty or the lease is lost."""
+        redis, keys = self.inbox.redis, self.inbox.keys
+        await redis.delete(keys.scheduled(conversation_id))  # this queued drain has started
+        lease = await acquire_lease(redis, keys, conversation_id, self.settings.lease_ttl)
+        stats = DrainStats()
+        if lease is None:
+            return stats  # the holder loops until the inbox is empty
+        renewer = asyncio.create_task(self._keep_renewing(lease, stats))
+        try:
+            while not stats.lease_lost:
+                if not await self._step(conversation_id, lease, stats):
+                    break
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+        return stats
+
+    async def _keep_renewing(self, lease: Lease, stats: DrainStats) -> None:
+        interval = self.settings.lease_ttl / 3
+        while True:
+            await asyncio.sleep(interval)
+            if not await lease.renew():
+                stats.lease_lost = True
+                log.warning("lease lost while draining", token=lease.token)
+                return
+
+    async def _step(self, conv: str, lease: Lease, stats: DrainStats) -> bool:
+        """Handle the head of the inbox; False when the drain is over."""
+        raw_entries = await self.inbox.head(conv, self.settings.max_merge)
+        if not raw_entries:
+            return not await self.inbox.release_if_empty(conv, lease.token)
+        head = raw_entries[0]
+        try:
+            entries = [Envelope.model_validate_json(raw) for raw in raw_entries]
+        except ValidationError as exc:
+            await self.inbox.dead_letter(conv, lease.token, head, f"unreadable entry: {exc}", 0)
+            stats.dead_letters += 1
+            return True
+        batch = await self._batch(conv, entries)
+        attempts = int(await self.inbox.redis.incr(self.inbox.keys.attempts(conv, batch[0].id)))
+        await self.inbox.redis.expire(self.inbox.keys.attempts(conv, batch[0].id), 86_400)
+        if attempts > self.settings.max_attempts:
+            return await self._give_up(conv, lease, head, batch[0], None, attempts, stats)
+        try:
+            await self._run_turn(batch, attempts)
+        except Exception as exc:
+            stats.failures += 1
+            log.warning("turn failed", conversation=conv, attempt=attempts,
+                        error=type(exc).__name__, trace_id=batch[0].trace_id)
+            if attempts >= self.settings.max_attempts:
+                return await self._give_up(conv, lease, head, batch[0], exc, attempts, stats)
+            await asyncio.sleep(min(0.2 * 2 ** (attempts - 1), 5.0))
+            return True
+        stats.turns += 1
+        popped = await self.inbox.pop(conv, lease.token, head, len(batch))
+        await self.inbox.redis.delete(self.inbox.keys.attempts(conv, batch[0].id))
+        if popped == 0:
+            stats.lease_lost = True
+        return popped != 0
+
+    async def _batch(self, conv: str, entries: list[Envelope]) -> list[Envelope]:
+        """The head alone, or, with a merge window, the lines its sender typed meanwhile."""
+        window = self.settings.merge_window
+        if window <= 0:
+            return entries[:1]
+        wait = entries[0].received_at + window - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+            raw = await self.inbox.head(conv, self.settings.max_merge)
+            entries = [Envelope.model_validate_json(item) for item in raw]
+        return merge_envelopes(entries, self.settings.max_merge)
+
+    async def _give_up(self, conv: str, lease: Lease, head: bytes, entry: Envelope,
+                       exc: BaseException | None, attempts: int, stats: DrainStats) -> bool:
+        error = f"{type(exc).__name__}: {exc}" if exc else "worker died during the turn"
+        try:
+            await self._apologize(entry, exc)
+        except Exception as apology_error:  # the dead letter must still be written
+            log.warning("apology failed", error=type(apology_error).__name__)
+        moved = await self.inbox.dead_letter(conv, lease.token, head, error, attempts)
+        await self.inbox.redis.delete(self.inbox.keys.attempts(conv, entry.id))
+        stats.dead_letters += 1
+        log.error("message dead-lettered", conversation=conv, attempts=attempts,
+                  error=type(exc).__name__ if exc else "worker_lost", trace_id=entry.trace_id)
+        return moved != 0

@@ -1,0 +1,206 @@
+"""The per-conversation inbox: the durable write behind every acknowledgement.
+
+One Lua script does dedupe → append → mark dirty → claim the schedule flag atomically, so a
+crash leaves either nothing or a complete entry, and a redelivery stops at the dedupe
+(reliability.md 2.2). The worker pops a message only after its reply is recorded, under its
+lease's fencing token.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from botcore.errors import IngressError
+from botcore.keys import KeyBuilder
+from botcore.message import InboundMessage
+
+__all__ = ["Admission", "Envelope", "Inbox"]
+
+# KEYS: dedupe, inbox, dirty, scheduled. ARGV: dedupe_ttl_s, payload, conv_id, schedule_ms.
+# Returns 0 duplicate, 1 stored, 2 stored and the caller must schedule a drain.
+_ADMIT = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+if redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[4]) then return 2 end
+return 1
+"""
+# KEYS: lease, inbox. ARGV: token, n, head. Pops n entries if we hold the lease and the head
+# is still the entry we processed. Returns 1 popped, 0 lease lost, -1 head changed.
+_POP = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[3] then return -1 end
+redis.call('LPOP', KEYS[2], tonumber(ARGV[2]))
+return 1
+"""
+# KEYS: lease, inbox, dirty, dlq. ARGV: token, head, conv_id, dead_letter_json.
+_DEAD = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return -1 end
+redis.call('LPOP', KEYS[2])
+redis.call('RPUSH', KEYS[4], ARGV[4])
+return 1
+"""
+# KEYS: lease, inbox, dirty, scheduled. ARGV: token, conv_id.
+# Releases the lease only when the inbox is empty (else the drain goes on): no message can
+# slip in between "inbox empty" and "lease released".
+_RELEASE_IF_EMPTY = """
+if redis.call('LLEN', KEYS[2]) > 0 then return 0 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('SREM', KEYS[3], ARGV[2])
+return 1
+"""
+# KEYS: inbox, lease, scheduled, dirty. ARGV: conv_id, schedule_ms.
+# 1: the sweeper must schedule a drain; 0: nothing to do (empty, leased, or queued).
+_SWEEP = """
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]); return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+
+
+class Envelope(BaseModel):
+    """What an inbox entry holds: versioned JSON, the only thing that crosses the queue."""
+
+    v: int = 1
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    received_at: float = Field(default_factory=time.time)
+    trace_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:16])
+    message: InboundMessage
+
+    @classmethod
+    def wrap(cls, message: InboundMessage) -> Envelope:
+        """Wrap a message; the raw payload stays out of Redis (debug-only, may hold PII)."""
+        return cls(message=message.model_copy(update={"raw": None}))
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The outcome of :meth:`Inbox.admit`."""
+
+    duplicate: bool
+    schedule: bool
+    conversation_id: str
+
+
+class Inbox:
+    """Inbox operations on one Redis; shared by the web process and the worker."""
+
+    def __init__(self, redis: Redis, keys: KeyBuilder, *, dedupe_ttl: int = 86_400,
+                 schedule_ttl: float = 15.0) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.dedupe_ttl = dedupe_ttl
+        self.schedule_ms = int(schedule_ttl * 1000)
+        self._admit = redis.register_script(_ADMIT)
+        self._pop = redis.register_script(_POP)
+        self._dead = redis.register_script(_DEAD)
+        self._release = redis.register_script(_RELEASE_IF_EMPTY)
+        self._sweep = redis.register_script(_SWEEP)
+
+    async def admit(self, message: InboundMessage) -> Admission:
+        """Store ``message`` durably unless it was seen before.
+
+        Raises:
+            IngressError: Redis could not be written; answer 503 so the platform retries.
+        """
+        conv = message.conversation.id
+        keys = [self.keys.dedupe(message.dedupe_key), self.keys.inbox(conv),
+                self.keys.dirty(), self.keys.scheduled(conv)]
+        payload = Envelope.wrap(message).model_dump_json()
+        try:
+            code = await self._admit(keys=keys, args=[self.dedupe_ttl, payload, conv,
+                                                      self.schedule_ms])
+        except (RedisError, OSError) as exc:
+            raise IngressError(f"could not store the message durably: {type(exc).__name__}"
+                               ) from exc
+        return Admission(duplicate=code == 0, schedule=code == 2, conversation_id=conv)
+
+    async def head(self, conversation_id: str, count: int = 1) -> list[bytes]:
+        """The oldest ``count`` raw entries."""
+        return list(await self.redis.lrange(self.keys.inbox(conversation_id), 0, count - 1))
+
+    async def pop(self, conversation_id: str, token: int, head: bytes, count: int = 1) -> int:
+        """Pop ``count`` entries if the lease is ours and ``head`` is still first."""
+        return int(await self._pop(keys=[self.keys.lease(conversation_id),
+                                         self.keys.inbox(conversation_id)],
+                                   args=[token, count, head]))
+
+    async def dead_letter(self, conversation_id: str, token: int, head: bytes,
+                          error: str, attempts: int) -> int:
+        """Move the head to the dead-letter list with its error."""
+        record = json.dumps({"conversation_id": conversation_id, "error": error[:2000],
+                             "attempts": attempts, "failed_at": time.time(),
+                             "entry": json.loads(head)}, ensure_ascii=False)
+        keys = [self.keys.lease(conversation_id), self.keys.inbox(conversation_id),
+                self.keys.dirty(), self.keys.dead_letters()]
+        return int(await self._dead(keys=keys, args=[token, head, conversation_id, record]))
+
+    async def release_if_empty(self, conversation_id: str, token: int) -> bool:
+        """Release the lease if the inbox is empty; False means there is more to drain."""
+        keys = [self.keys.lease(conversation_id), self.keys.inbox(conversation_id),
+                self.keys.dirty(), self.keys.scheduled(conversation_id)]
+        return bool(await self._release(keys=keys, args=[token, conversation_id]))
+
+    async def needs_drain(self, conversation_id: str) -> bool:
+        """Sweeper check: pending messages, no lease, no queued drain (then claims the flag)."""
+        keys = [self.keys.inbox(conversation_id), self.keys.lease(conversation_id),
+                self.keys.scheduled(conversation_id), self.keys.dirty()]
+        return bool(await self._sweep(keys=keys, args=[conversation_id, self.schedule_ms]))
+
+    async def dirty(self) -> list[str]:
+        """Conversations that may hold pending messages."""
+        return [_text(item) async for item in self.redis.sscan_iter(self.keys.dirty(),
+                                                                    count=500)]
+
+    async def stats(self) -> dict[str, Any]:
+        """Depth per bot, oldest message age, dead letters: for ``botcore inbox stats``."""
+        now = time.time()
+        per_bot: dict[str, dict[str, float]] = {}
+        for conv in await self.dirty():
+            depth = await self.redis.llen(self.keys.inbox(conv))
+            if not depth:
+                continue
+            first = await self.redis.lindex(self.keys.inbox(conv), 0)
+            age = now - Envelope.model_validate_json(first).received_at if first else 0.0
+            bot = ":".join(conv.split(":", 2)[:2])
+            entry = per_bot.setdefault(bot, {"conversations": 0, "depth": 0, "oldest_age": 0.0})
+            entry["conversations"] += 1
+            entry["depth"] += depth
+            entry["oldest_age"] = max(entry["oldest_age"], age)
+        dead = await self.redis.llen(self.keys.dead_letters())
+        return {"bots": per_bot, "dead_letters": dead}
+
+    async def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest dead letters (with their error)."""
+        raw = await self.redis.lrange(self.keys.dead_letters(), -limit, -1)
+        return [json.loads(item) for item in raw]
+
+    async def replay(self, envelope_id: str) -> bool:
+        """Put a dead letter back at the tail of its conversation's inbox."""
+        for raw in await self.redis.lrange(self.keys.dead_letters(), 0, -1):
+            record = json.loads(raw)
+            if record["entry"].get("id") != envelope_id:
+                continue
+            conv = record["conversation_id"]
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.lrem(self.keys.dead_letters(), 1, raw)
+            pipe.rpush(self.keys.inbox(conv), json.dumps(record["entry"], ensure_ascii=False))
+            pipe.sadd(self.keys.dirty(), conv)
+            pipe.delete(self.keys.attempts(conv, envelope_id))
+            await pipe.execute()
+            return True
+        return False
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,179 @@
+"""The Celery app: one drain task, reliability settings, and the sweeper inside each worker.
+
+Celery with the Redis broker can lose or reorder a task when a worker dies
+(reliability.md 1.4), so a task here only says "drain conversation X"; the messages
+themselves wait in the Redis inbox, and the sweeper re-drives any inbox left without a
+live lease or a queued drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from celery import Celery, bootsteps
+from redis.asyncio import Redis
+
+from botcore.ingress.drain import Drainer
+from botcore.ingress.inbox import Inbox
+from botcore.keys import KeyBuilder
+from botcore.queue import DRAIN_TASK
+from botcore.settings import Settings
+
+__all__ = ["WorkerState", "celery_settings", "make_celery"]
+
+log = structlog.get_logger("botcore.worker")
+
+
+def celery_settings(settings: Settings, redis_url: str) -> dict[str, Any]:
+    """The settings reliability.md 1.3 recommends, derived from ours."""
+    limit = settings.worker.task_time_limit
+    return {
+        "broker_url": redis_url,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_acks_on_failure_or_timeout": True,
+        "task_time_limit": limit,
+        "task_soft_time_limit": max(1, limit - 15),
+        "broker_transport_options": {
+            "visibility_timeout": limit + 60,
+            "unacked_restore_interval": 5,
+            "unacked_restore_throttle": 1,
+            "global_keyprefix": f"{settings.key_prefix}:celery:",
+            "health_check_interval": 10,
+            "socket_keepalive": True,
+        },
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": True,
+        "task_default_queue": settings.worker.queue,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+    }
+
+
+@dataclass
+class WorkerState:
+    """What one worker process builds once (after the fork) and keeps."""
+
+    loop: asyncio.AbstractEventLoop
+    drainer: Drainer
+    close: Any
+
+
+class _ProcessState:
+    """Builds :class:`WorkerState` lazily in each pool process (never in the parent)."""
+
+    def __init__(self, settings: Settings, redis_url: str) -> None:
+        self.settings = settings
+        self.redis_url = redis_url
+        self._pid = 0
+        self._state: WorkerState | None = None
+
+    def get(self) -> WorkerState:
+        if self._state is None or self._pid != os.getpid():
+            from botcore.worker import build_worker_state  # noqa: PLC0415 - heavy, child only
+
+            self._state = build_worker_state(self.settings, self.redis_url)
+            self._pid = os.getpid()
+        return self._state
+
+
+def make_celery(settings: Settings, redis_url: str) -> Celery:
+    """A Celery app bound to these settings, with the drain task and the sweeper step."""
+    app = Celery("botcore", set_as_current=False)
+    app.conf.update(celery_settings(settings, redis_url))
+    holder = _ProcessState(settings, redis_url)
+
+    @app.task(name=DRAIN_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
+    def drain(conversation_id: str) -> None:
+        state = holder.get()
+        state.loop.run_until_complete(state.drainer.drain(conversation_id))
+
+    app.steps["worker"].add(_sweeper_step(settings, redis_url))
+    return app
+
+
+def _sweeper_step(settings: Settings, redis_url: str) -> type[bootsteps.StartStopStep]:
+    class SweeperStep(bootsteps.StartStopStep):  # type: ignore[misc]
+        """Runs :class:`Sweeper` in a thread of the worker's main process."""
+
+        requires = {"celery.worker.components:Pool"}
+
+        def __init__(self, worker: Any, **kwargs: Any) -> None:
+            self.sweeper = Sweeper(settings, redis_url, worker.app)
+
+        def start(self, worker: Any) -> None:
+            self.sweeper.start()
+
+        def stop(self, worker: Any) -> None:
+            self.sweeper.stop()
+
+    return SweeperStep
+
+
+class Sweeper:
+    """Re-drives inboxes with messages but no live lease and no queued drain.
+
+    Every ``sweep_interval`` seconds it scans the ``dirty`` set; it also writes this
+    worker's heartbeat, which ``/readyz`` looks for.
+    """
+
+    def __init__(self, settings: Settings, redis_url: str, celery: Celery) -> None:
+        self.settings = settings
+        self.redis_url = redis_url
+        self.celery = celery
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.redriven = 0
+
+    def start(self) -> None:
+        """Start the sweeper thread."""
+        self._thread = threading.Thread(target=self._run, name="botcore-sweeper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (within one interval)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        asyncio.run(self._loop())
+
+    async def _loop(self) -> None:
+        redis = Redis.from_url(self.redis_url)
+        keys = KeyBuilder(prefix=self.settings.key_prefix)
+        inbox = Inbox(redis, keys, schedule_ttl=self.settings.ingress.schedule_ttl)
+        try:
+            while not self._stop.is_set():
+                try:
+                    await redis.set(keys.worker_heartbeat(self.worker_id), b"1", ex=10)
+                    await self.sweep_once(inbox)
+                except Exception as exc:  # Redis restarting: keep trying
+                    log.warning("sweep failed", error=type(exc).__name__)
+                await asyncio.sleep(self.settings.ingress.sweep_interval)
+        finally:
+            await redis.aclose()
+
+    async def sweep_once(self, inbox: Inbox) -> int:
+        """One pass; returns how many drains were scheduled."""
+        scheduled = 0
+        for conv in await inbox.dirty():
+            if await inbox.needs_drain(conv):
+                self.celery.send_task(DRAIN_TASK, args=[conv],
+                                      queue=self.settings.worker.queue)
+                scheduled += 1
+        self.redriven += scheduled
+        if scheduled:
+            log.info("sweeper re-drove conversations", count=scheduled)
+        return scheduled

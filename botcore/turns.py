@@ -1,0 +1,96 @@
+"""Running turns in the worker: envelope → TurnContext → dispatch → history.
+
+:class:`TurnRunner` is what the drain loop calls for each message (or merged burst). It
+rebuilds everything from JSON (style rule R2), binds a logger to the trace id, and records
+the exchange into the session's history once, even if the turn is re-run after a crash.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from botcore.context import TurnContext
+from botcore.dispatch import dispatch
+from botcore.errors import ConfigError
+from botcore.ingress.inbox import Envelope
+from botcore.ingress.replier import IdempotentReplier
+from botcore.message import InboundMessage, OutboundMessage
+from botcore.sessions import HistoryEntry, Session, SessionStore
+
+if TYPE_CHECKING:
+    from botcore.context import FlowRunner
+    from botcore.runtime import Runtime
+
+__all__ = ["TurnRunner", "merge_messages"]
+
+log = structlog.get_logger("botcore.turn")
+
+
+def merge_messages(entries: list[Envelope]) -> InboundMessage:
+    """One message from a burst: the first one's identity, the lines joined by newlines."""
+    first = entries[0].message
+    if len(entries) == 1:
+        return first
+    text = "\n".join(entry.message.text for entry in entries if entry.message.text)
+    segments = tuple(seg for entry in entries for seg in entry.message.segments)
+    return first.model_copy(update={"text": text, "segments": segments,
+                                    "mentioned": any(e.message.mentioned for e in entries)})
+
+
+class TurnRunner:
+    """Runs turns for every bot of a runtime."""
+
+    def __init__(self, runtime: Runtime, sessions: SessionStore,
+                 flows: FlowRunner | None) -> None:
+        self.runtime = runtime
+        self.sessions = sessions
+        self.flows = flows
+        self.repliers = {bot_id: IdempotentReplier(adapter, runtime.redis, runtime.keys)
+                         for bot_id, adapter in runtime.adapters.items()}
+
+    def _context(self, message: InboundMessage, trace_id: str) -> TurnContext:
+        bot_id = message.bot_id
+        if bot_id not in self.runtime.apps:
+            raise ConfigError(f"bots.{bot_id}", "a configured bot (the message names a bot "
+                              "this worker does not know: are web and worker on one config?)")
+        return TurnContext(
+            message=message, session=Session(self.sessions, message.conversation),
+            bot=self.runtime.settings.bots[bot_id], app=self.runtime.apps[bot_id],
+            replier=self.repliers[bot_id], flows=self.flows, trace_id=trace_id,
+            log=log.bind(trace_id=trace_id, bot=bot_id, channel=message.channel),
+        )
+
+    async def run(self, entries: list[Envelope], attempt: int) -> None:
+        """Dispatch one turn; raises when it fails (the drain retries or dead-letters)."""
+        message = merge_messages(entries)
+        ctx = self._context(message, entries[0].trace_id)
+        ctx.log.info("turn started", attempt=attempt, merged=len(entries),
+                     kind=message.kind, event_id=message.event_id)
+        result = await dispatch(ctx)
+        ctx.log.info("turn done", result=str(result), replies=len(ctx.replies))
+        if message.kind == "message" and ctx.command is None and message.text:
+            await self._record(ctx, entries[0])
+
+    async def _record(self, ctx: TurnContext, entry: Envelope) -> None:
+        marker = self.runtime.keys.turn_done(ctx.message.conversation.id, entry.id)
+        if not await self.runtime.redis.set(marker, b"1", nx=True, ex=86_400):
+            return  # written by an earlier run of this turn
+        entries = [HistoryEntry(role="user", content=ctx.message.text,
+                                name=ctx.message.sender.name)]
+        entries += [HistoryEntry(role="assistant", content=text) for text in ctx.replies if text]
+        await ctx.session.append(*entries)
+
+    async def apologize(self, entry: Envelope, exc: BaseException | None) -> None:
+        """Tell the user the message could not be handled (once; the error hooks already saw
+        ``exc`` during dispatch)."""
+        message = entry.message
+        app = self._context(message, entry.trace_id).app
+        text = app.apology or self.runtime.settings.ingress.apology
+        out = OutboundMessage(
+            conversation=message.conversation, text=text, reply_to=message.message_id,
+            context=message.platform,
+            idempotency_key=OutboundMessage.make_key(message.dedupe_key, 0),
+        )
+        await self.repliers[message.bot_id].send(out)

@@ -1,0 +1,87 @@
+"""The FastAPI application factory. Clients are built in the lifespan, never at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+
+from botcore.ingress.inbox import Inbox
+from botcore.queue import CeleryEnqueuer, Enqueuer
+from botcore.queue.celery_app import make_celery
+from botcore.runtime import Runtime
+from botcore.settings import Settings
+from botcore.web.health import build_health_router
+from botcore.web.routes import Ingress, build_webhook_router
+
+__all__ = ["create_app"]
+
+log = structlog.get_logger("botcore.web")
+
+
+def create_app(settings: Settings, *, redis_url: str | None = None,
+               enqueuer: Enqueuer | None = None, listen: bool = True) -> FastAPI:
+    """Build the web app: webhooks, web chat, health.
+
+    Args:
+        settings: validated settings.
+        redis_url: overrides ``settings.redis_url`` (the embedded server sets it).
+        enqueuer: overrides the Celery enqueuer (unit tests pass an inline one).
+        listen: start the long-connection clients of bots configured for one.
+    """
+    url = redis_url or settings.redis_url
+    # Fail fast: bad bot settings stop start-up here, not at the first message.
+    runtime = Runtime.build(settings, redis_url=url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.startup()
+        inbox = Inbox(runtime.redis, runtime.keys, dedupe_ttl=settings.ingress.dedupe_ttl,
+                      schedule_ttl=settings.ingress.schedule_ttl)
+        queue = enqueuer or CeleryEnqueuer(make_celery(settings, str(url)),
+                                           settings.worker.queue)
+        app.state.runtime = runtime
+        app.state.ingress = Ingress(inbox, queue)
+        listeners = _start_listeners(runtime, app.state.ingress) if listen else []
+        gc.collect()
+        gc.freeze()  # start-up objects never change: keep them out of full collections
+        try:
+            yield
+        finally:
+            for task in listeners:
+                task.cancel()
+            await runtime.close()
+
+    app = FastAPI(title="botcore", version=_version(), lifespan=lifespan)
+    app.include_router(build_webhook_router())
+    app.include_router(build_health_router())
+    _include_optional_routers(app)
+    return app
+
+
+def _start_listeners(runtime: Runtime, ingress: Ingress) -> list[asyncio.Task[Any]]:
+    tasks = []
+    for bot_id, adapter in runtime.adapters.items():
+        listen = getattr(adapter, "listen", None)
+        mode = runtime.settings.bots[bot_id].options.get("mode", "")
+        if listen is not None and mode in {"long_connection", "stream", "polling"}:
+            log.info("starting long connection", bot=bot_id, mode=mode)
+            tasks.append(asyncio.create_task(listen(ingress.ingest), name=f"listen-{bot_id}"))
+    return tasks
+
+
+def _include_optional_routers(app: FastAPI) -> None:
+    from botcore.web.chat import build_chat_router  # noqa: PLC0415
+
+    app.include_router(build_chat_router())
+
+
+def _version() -> str:
+    from botcore import __version__  # noqa: PLC0415
+
+    return __version__

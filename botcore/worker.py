@@ -1,0 +1,53 @@
+"""The worker process: build its state once, run the Celery worker.
+
+``botcore worker`` calls :func:`run_worker`; every pool process builds its own
+:class:`~botcore.queue.celery_app.WorkerState` (event loop, Redis and HTTP clients, adapters,
+apps) on its first task, after the fork.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from botcore.flowrun import GraphFlowRunner
+from botcore.ingress.drain import Drainer
+from botcore.ingress.inbox import Inbox
+from botcore.logging import configure_logging
+from botcore.queue.celery_app import WorkerState, make_celery
+from botcore.runtime import Runtime
+from botcore.sessions.redis import RedisSessionStore
+from botcore.settings import Settings
+from botcore.turns import TurnRunner
+
+__all__ = ["build_worker_state", "run_worker"]
+
+
+def build_worker_state(settings: Settings, redis_url: str) -> WorkerState:
+    """Everything a pool process needs, on a private event loop."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    runtime = Runtime.build(settings, redis_url=redis_url)
+    loop.run_until_complete(runtime.startup())
+    store = RedisSessionStore(runtime.redis, runtime.keys, ttl=settings.sessions.ttl,
+                              max_turns=settings.sessions.max_turns,
+                              max_tokens=settings.sessions.max_tokens)
+    flows = GraphFlowRunner(runtime)
+    turns = TurnRunner(runtime, store, flows)
+    inbox = Inbox(runtime.redis, runtime.keys, dedupe_ttl=settings.ingress.dedupe_ttl,
+                  schedule_ttl=settings.ingress.schedule_ttl)
+    drainer = Drainer(inbox, settings.ingress, turns.run, turns.apologize)
+    return WorkerState(loop=loop, drainer=drainer, close=runtime.close)
+
+
+def run_worker(settings: Settings, redis_url: str, *, concurrency: int | None = None,
+               pool: str = "prefork", loglevel: str = "INFO") -> None:
+    """Run a Celery worker for these settings until it is stopped (blocks)."""
+    configure_logging(settings.log_level, settings.log_json)
+    celery = make_celery(settings, redis_url)
+    argv = [
+        "worker", "-Q", settings.worker.queue,
+        "-c", str(concurrency or settings.worker.concurrency), "-P", pool,
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "-l", loglevel,
+    ]
+    celery.worker_main(argv)
