@@ -40,7 +40,8 @@ async def test_reply_through_session_webhook(redis: Redis, keys: KeyBuilder) -> 
     result = await adapter.send(outbound(group=True, webhook_left_s=3600, text="你好"))
     md = await adapter.send(outbound(group=True, webhook_left_s=3600, text="# 标题\n**b**",
                                      format="markdown"))
-    assert result.extra["via"] == "sessionWebhook" and md.parts == 1
+    assert result.extra["via"] == "sessionWebhook"
+    assert md.parts == 1
     text_body, md_body = fake.bodies("/robot/sendBySession")
     assert text_body == {"msgtype": "text", "text": {"content": "你好"}}
     assert md_body["markdown"] == {"title": "标题", "text": "# 标题\n**b**"}
@@ -55,12 +56,15 @@ async def test_expired_webhook_falls_back_to_openapi(redis: Redis, keys: KeyBuil
     group = await adapter.send(outbound(group=True, webhook_left_s=None, text="**x**",
                                         format="markdown"))
     (oto,) = fake.bodies("/v1.0/robot/oToMessages/batchSend")
-    assert oto["userIds"] == ["staff001"] and oto["robotCode"] == fake.app_key
+    assert oto["userIds"] == ["staff001"]
+    assert oto["robotCode"] == fake.app_key
     assert (oto["msgKey"], json.loads(oto["msgParam"])) == ("sampleText", {"content": "hi"})
     (grp,) = fake.bodies("/v1.0/robot/groupMessages/send")
-    assert grp["openConversationId"] == "cidGroup==" and grp["msgKey"] == "sampleMarkdown"
+    assert grp["openConversationId"] == "cidGroup=="
+    assert grp["msgKey"] == "sampleMarkdown"
     assert json.loads(grp["msgParam"])["text"] == "**x**"
-    assert private.message_id and group.extra["via"] == "openapi"
+    assert private.message_id
+    assert group.extra["via"] == "openapi"
     assert fake.token_fetches == 1  # one token, cached in Redis for both calls
     assert fake.bodies("/v1.0/oauth2/accessToken")[0] == {
         "appKey": fake.app_key, "appSecret": fake.app_secret}
@@ -124,7 +128,8 @@ async def test_ai_card_stream(redis: Redis, keys: KeyBuilder) -> None:
     result = await stream.finish("你好，世界！")
     assert result.message_id == "k1"
     (deliver,) = fake.bodies("/v1.0/card/instances/createAndDeliver")
-    assert deliver["cardTemplateId"] == "tpl.schema" and deliver["outTrackId"] == "k1"
+    assert deliver["cardTemplateId"] == "tpl.schema"
+    assert deliver["outTrackId"] == "k1"
     assert deliver["openSpaceId"] == "dtv1.card//IM_GROUP.cidGroup=="
     assert deliver["imGroupOpenDeliverModel"] == {"robotCode": fake.app_key}
     pushes = fake.bodies("/v1.0/card/streaming")
@@ -155,7 +160,8 @@ async def test_group_robot_signs_and_sends(redis: Redis, keys: KeyBuilder) -> No
     await robot.send_text("部署完成")
     await robot.send_markdown("报告", "## ok")
     first = fake.calls[0]
-    assert first["query"]["access_token"] == "tok123" and first["query"]["sign"]
+    assert first["query"]["access_token"] == "tok123"
+    assert first["query"]["sign"]
     assert fake.calls[1]["body"]["markdown"] == {"title": "报告", "text": "## ok"}
     robot.clock = lambda: 1700000000.123
     mac = hmac.new(b"SECrobot", b"1700000000123\nSECrobot", hashlib.sha256).digest()

@@ -30,7 +30,8 @@ async def test_group_text_message(redis: Redis, keys: KeyBuilder) -> None:
     assert msg.text == "你好 bot"  # the space DingTalk leaves after the @robot is gone
     assert (msg.chat_type, msg.mentioned, msg.event_id) == ("group", True, "msgA1")
     assert msg.conversation.chat_id == "cidGroup=="
-    assert msg.sender.id == "staff001" and msg.sender.name == "张三"
+    assert msg.sender.id == "staff001"
+    assert msg.sender.name == "张三"
     assert [s.user_id for s in msg.segments if s.type == "mention"] == ["staff9"]
     assert msg.platform["sessionWebhook"].endswith("session=s1")
     assert msg.platform["robotCode"] == "dingappkey"
@@ -65,7 +66,8 @@ async def test_media_types(redis: Redis, keys: KeyBuilder, msgtype: str, content
                            text: str, segment: tuple[str, str]) -> None:
     adapter = make_adapter(redis, keys)
     msg = await accept_one(adapter, robot_message(msgtype, group=False, content=content))
-    assert msg.kind == "message" and msg.text == text
+    assert msg.kind == "message"
+    assert msg.text == text
     media = [s for s in msg.segments if s.type != "mention"]
     assert (media[0].type, media[0].file_id) == segment
     if msgtype == "file":
@@ -155,7 +157,8 @@ async def test_no_secret_in_logs_or_reasons(redis: Redis, keys: KeyBuilder,
                 await adapter.handle_webhook(signed_request(robot_message(), secret="wrong")),
                 await adapter.handle_webhook(WebhookRequest("POST", req.headers, {}, b"\xff"))]
     text = caplog.text + repr(outcomes) + repr(adapter.config)
-    assert SECRET not in text and req.headers["sign"] not in text
+    assert SECRET not in text
+    assert req.headers["sign"] not in text
 
 
 def test_config_errors_name_the_key() -> None:
