@@ -179,3 +179,31 @@ def test_config_errors_name_the_key() -> None:
         DingTalkAdapter(BotConfig(id="b1", channel="dingtalk", app="a.b:c", client_id="k",
                                   client_secret="s", apikey="x"), deps)
     assert extra.value.key == "bots.b1.apikey"
+
+
+AES = "Yue0EfdN5900c1ce5cf6A152c63DDe1808a60c5ecd7"
+
+
+def encrypted_request(plain: dict, token: str = "tk") -> WebhookRequest:  # type: ignore[type-arg]
+    from adapters.dingtalk.crypto import CallbackCrypto
+
+    crypto = CallbackCrypto(token, AES, "dingappkey")
+    ts, nonce = str(int(time.time() * 1000)), "n0nce"
+    enc = crypto.encrypt(json.dumps(plain))
+    query = {"msg_signature": crypto.signature(ts, nonce, enc), "timestamp": ts, "nonce": nonce}
+    return WebhookRequest("POST", {}, query, json.dumps({"encrypt": enc}).encode())
+
+
+async def test_encrypted_robot_message_and_event(redis: Redis, keys: KeyBuilder) -> None:
+    adapter = make_adapter(redis, keys, aes_key=AES, token="tk")
+    outcome = await adapter.handle_webhook(encrypted_request(robot_message(msg_id="e1")))
+    assert isinstance(outcome, Accepted)
+    assert outcome.messages[0].event_id == "e1"
+    assert json.loads(outcome.ack_body)["encrypt"]  # encrypted "success"
+    event = await adapter.handle_webhook(encrypted_request(
+        {"EventType": "chat_update_title", "ChatId": "chat1", "EventId": "ev9"}))
+    assert isinstance(event, Accepted)
+    msg = event.messages[0]
+    assert (msg.kind, msg.event_type, msg.event_id) == ("event", "chat_update_title", "ev9")
+    forged = await adapter.handle_webhook(encrypted_request({"EventType": "x"}, token="other"))
+    assert forged == Rejected(401, "bad_signature")
