@@ -26,7 +26,6 @@ _MEDIA: dict[str, tuple[SegmentType, str]] = {  # message_type -> (segment type,
     "media": ("video", "file_key"),
     "sticker": ("sticker", "file_key"),
 }
-_SPACES = re.compile(r"[ \t]{2,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +78,11 @@ def _apply_mentions(text: str, mentions: list[Any],
         segments.append(Segment(type="mention", text=name or None,
                                 user_id=_s(_d(mention.get("id")).get("open_id")) or None,
                                 data={"key": key, "is_bot": is_bot}))
-        if key:
-            text = text.replace(key, "" if is_bot else f"@{name}")
-    return _SPACES.sub(" ", text).strip(), hit, segments
+        if key:  # the bot's own @ goes, with one space after it
+            spoken = "" if is_bot else f"@{name}"
+            text = re.sub(re.escape(key) + (r"[ \t]?" if is_bot else ""),
+                          lambda _, s=spoken: s, text)  # type: ignore[misc]
+    return text.strip(), hit, segments
 
 
 def post_to_text(content: Mapping[str, Any]) -> tuple[str, list[Segment]]:

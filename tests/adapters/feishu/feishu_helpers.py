@@ -38,7 +38,7 @@ def lark_sign(ts: str, nonce: str, key: str, body: bytes) -> str:
 
 
 def signed(payload: dict[str, Any] | bytes, *, key: str = ENCRYPT_KEY, ts: str | None = None,
-           nonce: str = "nonce-1", encrypt: bool = True, sign: bool = True,
+           nonce: str | None = None, encrypt: bool = True, sign: bool = True,
            headers: dict[str, str] | None = None) -> WebhookRequest:
     """A webhook request as Feishu sends it: encrypted body, signature headers."""
     raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -46,6 +46,7 @@ def signed(payload: dict[str, Any] | bytes, *, key: str = ENCRYPT_KEY, ts: str |
     hdrs = {"content-type": "application/json"}
     if sign:
         stamp = ts or str(int(NOW))
+        nonce = nonce or os.urandom(8).hex()
         hdrs |= {"x-lark-request-timestamp": stamp, "x-lark-request-nonce": nonce,
                  "x-lark-signature": lark_sign(stamp, nonce, key, body)}
     hdrs |= headers or {}
