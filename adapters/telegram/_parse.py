@@ -75,7 +75,7 @@ def _mentions_me(entity: MessageEntity, piece: str, me: BotIdentity) -> bool:
 def _read_text(text: str, entities: tuple[MessageEntity, ...],
                me: BotIdentity) -> tuple[str, list[Segment], bool, bool]:
     """(text without our mention, mention segments, addressed to us, for another bot)."""
-    cuts: list[tuple[int, int, str]] = []  # (start, end, replacement)
+    cuts: list[tuple[int, int, bool]] = []  # (start, end, also drop a following space)
     segments: list[Segment] = []
     addressed = other_bot = False
     for entity in entities:
@@ -88,17 +88,17 @@ def _read_text(text: str, entities: tuple[MessageEntity, ...],
             else:
                 addressed = True
                 if suffix:
-                    cuts.append((start + piece.index("@"), end, ""))
+                    cuts.append((start + piece.index("@"), end, False))
         elif _mentions_me(entity, piece, me):
             addressed = True
-            cuts.append((start, end, ""))
+            cuts.append((start, end, True))
         elif entity.type in ("mention", "text_mention"):
             user_id = str(entity.user.id) if entity.user else None
             segments.append(Segment(type="mention", text=piece, user_id=user_id))
-    for start, end, new in sorted(cuts, reverse=True):
-        if not new and end < len(text) and text[end] == " ":
+    for start, end, eat_space in sorted(cuts, reverse=True):
+        if eat_space and end < len(text) and text[end] == " ":
             end += 1  # "hi @bot there" -> "hi there"
-        text = text[:start] + new + text[end:]
+        text = text[:start] + text[end:]
     return text.strip(), segments, addressed, other_bot
 
 
