@@ -34,7 +34,7 @@ from adapters.dingtalk.errors import (
     api_error,
 )
 from adapters.dingtalk.models import DingTalkConfig
-from botcore.errors import ChannelAuthError, ChannelUnavailable
+from botcore.errors import ChannelAuthError, ChannelRateLimited, ChannelUnavailable
 from botcore.keys import KeyBuilder
 from botcore.message import OutboundMessage, SendResult
 from botcore.outbound import RateLimiter, TokenCache, send_with_retry
@@ -157,23 +157,37 @@ class DingTalkClient:
         ctx = message.context
         use_webhook = self.webhook_valid(ctx)
         ids: list[str] = []
+        via: list[str] = []
         for kind, value in parts:
-            if use_webhook:
-                await send_with_retry(partial(self._via_webhook, ctx, kind, value))
-            else:
-                ids.append(await send_with_retry(partial(self._via_openapi, ctx, kind, value)))
+            if use_webhook and await self._via_webhook(ctx, kind, value):
+                via.append("sessionWebhook")
+                continue
+            ids.append(await send_with_retry(partial(self._via_openapi, ctx, kind, value)))
+            via.append("openapi")
         return SendResult(message_id=ids[0] if ids else None, parts=len(parts),
-                          extra={"via": "sessionWebhook" if use_webhook else "openapi"})
+                          extra={"via": via[0] if len(set(via)) == 1 else "mixed"})
 
-    async def _via_webhook(self, ctx: Mapping[str, Any], kind: str, value: str) -> None:
-        await self.webhook_limiter.acquire(f"session:{ctx.get('conversationId')}")
+    async def _via_webhook(self, ctx: Mapping[str, Any], kind: str, value: str) -> bool:
+        """Post to the session webhook; False when it is over its budget (use the OpenAPI).
+
+        A throttled session webhook blocks for minutes (errcode 130101), so it is never
+        waited for: the OpenAPI takes over.
+        """
+        scope = f"session:{ctx.get('conversationId')}"
+        if await self.webhook_limiter.reserve(scope) > 0:
+            return False
         body: dict[str, Any]
         if kind == "text":
             body = {"msgtype": "text", "text": {"content": value}}
         else:
             text = f"![image]({value})" if kind == "image" else value
             body = {"msgtype": "markdown", "markdown": {"title": _title(text), "text": text}}
-        await request_json(self.http, "POST", str(ctx["sessionWebhook"]), body=body)
+        try:
+            await request_json(self.http, "POST", str(ctx["sessionWebhook"]), body=body)
+        except ChannelRateLimited:
+            log.info("dingtalk session webhook throttled; falling back to the OpenAPI")
+            return False
+        return True
 
     async def _via_openapi(self, ctx: Mapping[str, Any], kind: str, value: str) -> str:
         msg_key, param = {

@@ -103,12 +103,25 @@ async def test_throttled_openapi_is_retried(redis: Redis, keys: KeyBuilder) -> N
     assert len(fake.bodies("/v1.0/robot/oToMessages/batchSend")) == 2
 
 
-async def test_session_webhook_rate_limit_is_shared(redis: Redis, keys: KeyBuilder) -> None:
-    adapter = make_adapter(redis, keys)
+async def test_session_webhook_budget_is_shared_then_openapi(redis: Redis,
+                                                           keys: KeyBuilder) -> None:
+    fake = FakeDingTalk()
     for i in range(20):
-        await adapter.send(outbound(group=True, webhook_left_s=3600, text=str(i)))
-    other_worker = make_adapter(redis, keys)  # another process: same Redis bucket
-    assert await other_worker.client.webhook_limiter.reserve("session:cidGroup==") > 1.0
+        await make_adapter(redis, keys, fake).send(
+            outbound(group=True, webhook_left_s=3600, text=str(i)))
+    other_worker = make_adapter(redis, keys, fake)  # another process: same Redis bucket
+    result = await other_worker.send(outbound(group=True, webhook_left_s=3600, text="21"))
+    assert result.extra["via"] == "openapi"
+    assert len(fake.bodies("/robot/sendBySession")) == 20
+    assert len(fake.bodies("/v1.0/robot/groupMessages/send")) == 1
+
+
+async def test_throttled_session_webhook_falls_back(redis: Redis, keys: KeyBuilder) -> None:
+    fake = FakeDingTalk(throttle=1)  # the webhook answers errcode 130101 (blocked 10 min)
+    adapter = make_adapter(redis, keys, fake)
+    result = await adapter.send(outbound(group=False, webhook_left_s=3600, text="x"))
+    assert result.extra["via"] == "openapi"
+    assert len(fake.bodies("/v1.0/robot/oToMessages/batchSend")) == 1
 
 
 async def test_no_card_template_means_buffered(redis: Redis, keys: KeyBuilder) -> None:
