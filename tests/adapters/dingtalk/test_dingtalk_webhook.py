@@ -9,6 +9,8 @@ import time
 import pytest
 from dingtalk_support import SECRET, make_adapter, robot_message, signed_request
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from botcore.channel import Accepted, Rejected, WebhookRequest
 from botcore.errors import ConfigError
@@ -141,7 +143,8 @@ async def test_replayed_signature_is_rejected_even_with_another_body(
 
 
 async def test_redis_down_fails_closed_without_5xx(keys: KeyBuilder) -> None:
-    dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
+                 retry=Retry(NoBackoff(), 0))
     adapter = make_adapter(dead, keys)
     outcome = await adapter.handle_webhook(signed_request(robot_message()))
     assert outcome == Rejected(429, "replay_cache_unavailable")
