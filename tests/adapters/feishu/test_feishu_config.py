@@ -1,0 +1,32 @@
+"""Config validation: ConfigError names the key, never echoes a secret."""
+
+from __future__ import annotations
+
+import pytest
+from feishu_helpers import MakeAdapter
+
+from adapters.feishu import FeishuAdapter, FeishuConfig
+from botcore.channel import ChannelAdapter
+from botcore.errors import ConfigError
+
+
+@pytest.mark.parametrize(("options", "key"), [
+    ({"app_id": None}, "bots.fs.app_id"),
+    ({"unknown_key": "x"}, "bots.fs.unknown_key"),
+    ({"mode": "polling"}, "bots.fs.mode"),
+    ({"verification_token": None}, "bots.fs.verification_token"),
+])
+def test_bad_config(make_adapter: MakeAdapter, options: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        make_adapter(**options)
+    assert err.value.key == key
+    assert "secret" not in str(err.value)
+
+
+def test_defaults_and_protocol(make_adapter: MakeAdapter) -> None:
+    adapter = make_adapter(mode="long_connection", verification_token=None, encrypt_key=None)
+    assert isinstance(adapter, ChannelAdapter)
+    assert FeishuAdapter.config_model is FeishuConfig
+    assert adapter.config.api_base == "https://open.feishu.cn"
+    assert adapter.config.replay_window == 300
+    assert "secret" not in repr(adapter.config)
