@@ -24,9 +24,10 @@ def test_bad_config(make_adapter: MakeAdapter, options: dict[str, object], key: 
 
 
 def test_defaults_and_protocol(make_adapter: MakeAdapter) -> None:
-    adapter = make_adapter(mode="long_connection", verification_token=None, encrypt_key=None)
+    adapter = make_adapter(mode="long_connection", verification_token=None, encrypt_key=None,
+                           app_secret="s3cr3t-value")
     assert isinstance(adapter, ChannelAdapter)
     assert FeishuAdapter.config_model is FeishuConfig
     assert adapter.config.api_base == "https://open.feishu.cn"
     assert adapter.config.replay_window == 300
-    assert "secret" not in repr(adapter.config)
+    assert "s3cr3t-value" not in repr(adapter.config)

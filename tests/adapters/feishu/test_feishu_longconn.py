@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 import lark_oapi as lark
 import pytest
@@ -81,7 +81,7 @@ async def test_failed_ingest_is_not_acked(make_adapter: MakeAdapter) -> None:
 class FakeSocket:
     """Stands in for LarkSocket: pushes one event from its own thread, then waits for stop."""
 
-    instances: list[FakeSocket] = []
+    instances: ClassVar[list[FakeSocket]] = []
 
     def __init__(self, app_id: str, app_secret: str, domain: str, on_event: Any) -> None:
         self.on_event, self.domain = on_event, domain
