@@ -127,8 +127,7 @@ class TelegramAdapter:
         try:
             me = await self.client.get_me()
         except TelegramAuthError:
-            raise ConfigError(f"bots.{self.bot.id}.token", "a token @BotFather issued",
-                              "a token the Bot API refused") from None
+            raise self._token_refused() from None
         actual = str(me.get("username", ""))
         if actual.lower() != self.me.username:
             raise ConfigError(f"bots.{self.bot.id}.bot_username", f"'{actual}' (from getMe)",
@@ -137,6 +136,10 @@ class TelegramAdapter:
         if self.config.mode == "webhook" and self.config.webhook_url and secret is not None:
             await self.client.set_webhook(self.config.webhook_url, secret.get_secret_value(),
                                           self.config.allowed_updates)
+
+    def _token_refused(self) -> ConfigError:
+        return ConfigError(f"bots.{self.bot.id}.token", "a token @BotFather issued",
+                           "a token the Bot API refused")
 
     async def shutdown(self) -> None:
         """Nothing to close: the HTTP client belongs to the runtime."""
@@ -181,7 +184,10 @@ class TelegramAdapter:
         """
         if self.config.mode != "polling":
             raise ConfigError(f"bots.{self.bot.id}.mode", "'polling' to long-poll", "'webhook'")
-        await self.client.delete_webhook()
+        try:
+            await self.client.delete_webhook()
+        except TelegramAuthError:
+            raise self._token_refused() from None
         offset: int | None = None
         delay = self.backoff[0]
         while True:
@@ -192,8 +198,7 @@ class TelegramAdapter:
                         await ingest(message)
                     offset = int(raw["update_id"]) + 1
             except TelegramAuthError:
-                raise ConfigError(f"bots.{self.bot.id}.token", "a token @BotFather issued",
-                                  "a token the Bot API refused") from None
+                raise self._token_refused() from None
             except Exception as exc:
                 wait = exc.retry_after if isinstance(exc, ChannelRateLimited) else delay
                 log.warning("telegram polling error %s; retrying in %.1fs",

@@ -92,7 +92,7 @@ def test_long_pre_block_is_split_with_tags_closed() -> None:
     assert squash("".join(parse_html(p) for p in parts)) == squash(f"Here:{code}Done.")
 
 
-_ALPHABET = list("ab <>&*_`[]()#!.?\n\"'") + ["😀", "é", "中", "**", "```", "](https://x.io)"]
+_ALPHABET = [*("ab <>&*_`[]()#!.?\n\"'"), "😀", "é", "中", "**", "```", "](https://x.io)"]
 
 
 @pytest.mark.parametrize("seed", range(25))

@@ -49,7 +49,8 @@ async def test_long_answer_split_and_escaped(adapter: TelegramAdapter,
     for call in calls:
         assert call["parse_mode"] == "HTML"
         assert utf16_len(call["text"]) <= 4096
-        assert "&lt;" in call["text"] and "&amp;&amp;" in call["text"]
+        assert "&lt;" in call["text"]
+        assert "&amp;&amp;" in call["text"]
     plain = [parse_html(call["text"]) for call in calls]
     assert "".join("".join(plain).split()) == "".join(text.split())
     assert plain[0].endswith("is fine.")  # split at a paragraph boundary
