@@ -34,7 +34,7 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
 
 def _version(value: bool) -> None:
     if value:
-        from botcore import __version__  # noqa: PLC0415
+        from botcore import __version__
 
         typer.echo(f"botcore {__version__}")
         raise typer.Exit()
@@ -56,7 +56,7 @@ def build_cli() -> typer.Typer:
     cli.command()(chat)
     cli.add_typer(_inbox_cli(), name="inbox", help="Inspect and repair the durable inbox.")
     try:
-        from botcore.kb.cli import kb_app  # noqa: PLC0415
+        from botcore.kb.cli import kb_app
     except ImportError:  # the knowledge-base extras are not installed
         pass
     else:
@@ -72,11 +72,11 @@ def serve(config: ConfigOpt = None,
                                                     "(embedded mode).")] = True) -> None:
     """Serve webhooks, the web chat and the API. Without a Redis URL, start Redis and a
     worker too (embedded mode)."""
-    import uvicorn  # noqa: PLC0415
+    import uvicorn
 
-    from botcore.embedded import embedded_services  # noqa: PLC0415
-    from botcore.logging import configure_logging  # noqa: PLC0415
-    from botcore.web.app import create_app  # noqa: PLC0415
+    from botcore.embedded import embedded_services
+    from botcore.logging import configure_logging
+    from botcore.web.app import create_app
 
     settings = _settings(config, host=host, port=port)
     configure_logging(settings.log_level, settings.log_json)
@@ -97,7 +97,7 @@ def worker(config: ConfigOpt = None,
            concurrency: Annotated[int | None, typer.Option(help="Pool processes.")] = None,
            pool: Annotated[str, typer.Option(help="prefork or solo.")] = "prefork") -> None:
     """Run a Celery worker that drains conversations and runs the bots."""
-    from botcore.worker import run_worker  # noqa: PLC0415
+    from botcore.worker import run_worker
 
     settings = _settings(config)
     if not settings.redis_url:
@@ -120,7 +120,7 @@ def chat(url: Annotated[str, typer.Option(help="A running botcore server.")] =
                                                  help="The bot's access_key, if set.")]
          = None) -> None:
     """Talk to a bot in the terminal (through a running 'botcore serve')."""
-    from botcore.chatcli import main_chat  # noqa: PLC0415
+    from botcore.chatcli import main_chat
 
     main_chat(url, bot, conversation, key)
 
@@ -157,10 +157,10 @@ def _inbox_cli() -> typer.Typer:
 
 
 def _with_inbox(config: Path | None, action: Any) -> Any:
-    from redis.asyncio import Redis  # noqa: PLC0415
+    from redis.asyncio import Redis
 
-    from botcore.ingress.inbox import Inbox  # noqa: PLC0415
-    from botcore.keys import KeyBuilder  # noqa: PLC0415
+    from botcore.ingress.inbox import Inbox
+    from botcore.keys import KeyBuilder
 
     settings = _settings(config)
     if not settings.redis_url:

@@ -161,7 +161,7 @@ class TurnContext:
     async def flow(self, name: str | None = None, **options: Any) -> str:
         """Run a flow (default: the app's default flow); returns its answer."""
         if self.flows is None:
-            from botcore.errors import FlowError  # noqa: PLC0415
+            from botcore.errors import FlowError
 
             raise FlowError("no flow runner in this context", flow=name or "")
         flow_name = name or self.app.default_flow_name or "chat"

@@ -11,8 +11,8 @@ import os
 import signal
 import subprocess
 import sys
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import structlog
@@ -35,7 +35,7 @@ def start_worker_process(redis_url: str, *, config: Path | None = None,
     args = [sys.executable, "-m", "botcore", "worker"]
     if concurrency:
         args += ["--concurrency", str(concurrency)]
-    return subprocess.Popen(args, env=child_env, start_new_session=True)  # noqa: S603
+    return subprocess.Popen(args, env=child_env, start_new_session=True)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:

@@ -18,12 +18,12 @@ __all__ = ["PROVIDERS", "make_chat_model"]
 
 def _openai(settings: LLMSettings) -> BaseChatModel:
     try:
-        from langchain_openai import ChatOpenAI  # noqa: PLC0415 - 1.4 s import, only if used
+        from langchain_openai import ChatOpenAI
     except ImportError:
         raise ConfigError("llm.provider", "langchain-openai installed: "
                           "pip install 'botcore[openai]'") from None
     key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
-    return ChatOpenAI(model=settings.model, base_url=settings.base_url, api_key=key,  # type: ignore[arg-type]
+    return ChatOpenAI(model=settings.model, base_url=settings.base_url, api_key=key,
                       timeout=settings.timeout, max_retries=settings.max_retries,
                       temperature=settings.temperature, streaming=True)
 

@@ -37,7 +37,7 @@ def load_adapter_class(channel: str) -> type[ChannelAdapter]:
 
 def load_bot_app(bot: BotConfig) -> BotApp:
     """Import the bot's ``module:attribute`` and check it is a BotApp."""
-    from botcore.app import BotApp  # noqa: PLC0415 - app imports runtime types lazily
+    from botcore.app import BotApp
 
     module_name, _, attr = bot.app.partition(":")
     try:

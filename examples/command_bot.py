@@ -21,7 +21,7 @@ async def roll(ctx: TurnContext) -> None:
     """``/roll 20``: a die with N sides (default 6)."""
     assert ctx.command is not None
     sides = int(ctx.command.args[0]) if ctx.command.args and ctx.command.args[0].isdigit() else 6
-    await ctx.reply(f"🎲 {random.randint(1, max(sides, 1))} (1–{sides})")  # noqa: S311
+    await ctx.reply(f"🎲 {random.randint(1, max(sides, 1))} (1–{sides})")
 
 
 @app.message(regex=r"(?P<a>\d+)\s*\+\s*(?P<b>\d+)")

@@ -41,8 +41,9 @@ async def remember_order(ctx: TurnContext) -> None:
         saved = await ctx.session.get("order_id")
         await ctx.reply(f"当前订单号 / current order: {saved or '未设置 (not set)'}")
         return
-    await ctx.session.set("order_id", ctx.command.args[0])
-    await ctx.reply(f"好的，已记住订单号 {ctx.command.args[0]}。/ Noted: order {ctx.command.args[0]}.")
+    order_id = ctx.command.args[0]
+    await ctx.session.set("order_id", order_id)
+    await ctx.reply(f"好的，已记住订单号 {order_id}。/ Noted: order {order_id}.")
 
 
 @app.command("reset")

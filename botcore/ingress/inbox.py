@@ -127,7 +127,8 @@ class Inbox:
 
     async def head(self, conversation_id: str, count: int = 1) -> list[bytes]:
         """The oldest ``count`` raw entries."""
-        return list(await self.redis.lrange(self.keys.inbox(conversation_id), 0, count - 1))
+        found = await self.redis.lrange(self.keys.inbox(conversation_id), 0, count - 1)
+        return [item if isinstance(item, bytes) else item.encode() for item in found]
 
     async def pop(self, conversation_id: str, token: int, head: bytes, count: int = 1) -> int:
         """Pop ``count`` entries if the lease is ours and ``head`` is still first."""
@@ -193,7 +194,7 @@ class Inbox:
                 continue
             conv = record["conversation_id"]
             pipe = self.redis.pipeline(transaction=True)
-            pipe.lrem(self.keys.dead_letters(), 1, raw)
+            pipe.lrem(self.keys.dead_letters(), 1, raw)  # type: ignore[arg-type]
             pipe.rpush(self.keys.inbox(conv), json.dumps(record["entry"], ensure_ascii=False))
             pipe.sadd(self.keys.dirty(), conv)
             pipe.delete(self.keys.attempts(conv, envelope_id))

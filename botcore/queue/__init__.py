@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from celery import Celery
 
-__all__ = ["CeleryEnqueuer", "DRAIN_TASK", "Enqueuer", "InlineEnqueuer"]
+__all__ = ["DRAIN_TASK", "CeleryEnqueuer", "Enqueuer", "InlineEnqueuer"]
 
 DRAIN_TASK = "botcore.drain"
 

@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 from celery import Celery, bootsteps
@@ -80,7 +80,7 @@ class _ProcessState:
 
     def get(self) -> WorkerState:
         if self._state is None or self._pid != os.getpid():
-            from botcore.worker import build_worker_state  # noqa: PLC0415 - heavy, child only
+            from botcore.worker import build_worker_state
 
             self._state = build_worker_state(self.settings, self.redis_url)
             self._pid = os.getpid()
@@ -106,7 +106,7 @@ def _sweeper_step(settings: Settings, redis_url: str) -> type[bootsteps.StartSto
     class SweeperStep(bootsteps.StartStopStep):  # type: ignore[misc]
         """Runs :class:`Sweeper` in a thread of the worker's main process."""
 
-        requires = {"celery.worker.components:Pool"}
+        requires: ClassVar[set[str]] = {"celery.worker.components:Pool"}
 
         def __init__(self, worker: Any, **kwargs: Any) -> None:
             self.sweeper = Sweeper(settings, redis_url, worker.app)

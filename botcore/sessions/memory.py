@@ -58,9 +58,10 @@ class InMemorySessionStore:
 
     def _touch(self, conv: str) -> None:
         deadline = time.monotonic() + self.ttl
-        for table in (self._history, self._vars):
-            if conv in table:
-                table[conv] = (deadline, table[conv][1])
+        if conv in self._history:
+            self._history[conv] = (deadline, self._history[conv][1])
+        if conv in self._vars:
+            self._vars[conv] = (deadline, self._vars[conv][1])
 
     async def history(self, key: ConversationKey) -> list[HistoryEntry]:
         return list(self._live(self._history, key.id, []))

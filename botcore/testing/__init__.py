@@ -24,8 +24,14 @@ from botcore.channel import (
     WebhookOutcome,
     WebhookRequest,
 )
-from botcore.message import ChatType, ConversationKey, InboundMessage, OutboundMessage, \
-    SendResult, Sender
+from botcore.message import (
+    ChatType,
+    ConversationKey,
+    InboundMessage,
+    OutboundMessage,
+    Sender,
+    SendResult,
+)
 from botcore.settings import BotConfig
 
 __all__ = ["RecordingAdapter", "make_inbound", "scripted_model"]

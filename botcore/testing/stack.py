@@ -115,7 +115,8 @@ class BotStack:
     async def replies(self, bot_id: str, conversation_id: str) -> list[dict[str, Any]]:
         """Final messages a ``web`` bot sent to a conversation, in order."""
         conv = ConversationKey(channel="web", bot_id=bot_id, chat_id=conversation_id)
-        entries = await self.redis.xrange(self.keys.web_outbox(conv.id))
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = await self.redis.xrange(
+            self.keys.web_outbox(conv.id))  # type: ignore[assignment]
         events = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
         return [event for event in events if event.get("type") == "message"]
 

@@ -76,12 +76,12 @@ def _start_listeners(runtime: Runtime, ingress: Ingress) -> list[asyncio.Task[An
 
 
 def _include_optional_routers(app: FastAPI) -> None:
-    from botcore.web.chat import build_chat_router  # noqa: PLC0415
+    from botcore.web.chat import build_chat_router
 
     app.include_router(build_chat_router())
 
 
 def _version() -> str:
-    from botcore import __version__  # noqa: PLC0415
+    from botcore import __version__
 
     return __version__

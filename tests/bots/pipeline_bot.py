@@ -28,5 +28,5 @@ async def boom(ctx: TurnContext) -> None:
 @app.message()
 async def echo(ctx: TurnContext) -> None:
     """Answer after a random short delay (so out-of-order processing would show)."""
-    await asyncio.sleep(random.uniform(0, 0.01))  # noqa: S311
+    await asyncio.sleep(random.uniform(0, 0.01))
     await ctx.reply(f"echo: {ctx.text}")
