@@ -84,6 +84,10 @@ class KeyBuilder:
         """Replay guard for a signed request's nonce."""
         return f"{self.prefix}:nonce:{channel}:{nonce}"
 
+    def channel_state(self, channel: str, bot_id: str, name: str) -> str:
+        """Short-lived state an adapter keeps between callbacks (e.g. WeCom AI-bot streams)."""
+        return f"{self.prefix}:chan:{channel}:{bot_id}:{name}"
+
     # web chat --------------------------------------------------------------------------
     def web_outbox(self, conversation_id: str) -> str:
         """The web chat's reply stream (a Redis stream the browser reads through SSE)."""

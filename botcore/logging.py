@@ -35,6 +35,10 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
 def configure_logging(level: str = "INFO", json: bool = False) -> None:
     """Configure structlog and the standard library once, at process start."""
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+    # httpx logs every request URL at INFO, and platform URLs carry access_token=... :
+    # keep those loggers at WARNING whatever the level.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     renderer: Any = (structlog.processors.JSONRenderer() if json
                      else structlog.dev.ConsoleRenderer(colors=False))
     structlog.configure(

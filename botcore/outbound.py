@@ -23,7 +23,7 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    stop_after_delay,
+    stop_before_delay,
     wait_exponential_jitter,
 )
 
@@ -152,12 +152,15 @@ class TokenCache:
             await self._redis.delete(self._key)
 
 
+_BACKOFF = wait_exponential_jitter(multiplier=0.5, max=20)
+
+
 def _wait_for(state: RetryCallState) -> float:
+    """The server's hint when it gave one, else full-jitter exponential backoff."""
     exc = state.outcome.exception() if state.outcome else None
     if isinstance(exc, ChannelRateLimited):
         return max(0.0, exc.retry_after)
-    backoff = wait_exponential_jitter(initial=0.5, max=20)
-    return float(backoff(state))
+    return float(_BACKOFF(state))
 
 
 async def send_with_retry(call: Callable[[], Awaitable[T]], *, attempts: int = 6,
@@ -180,7 +183,9 @@ async def send_with_retry(call: Callable[[], Awaitable[T]], *, attempts: int = 6
     async for attempt in AsyncRetrying(
         retry=retry_if_exception(worth_retrying),
         wait=_wait_for,
-        stop=stop_after_attempt(attempts) | stop_after_delay(deadline),
+        # stop_before_delay: never start a wait (e.g. a 600 s retry_after) that would end
+        # past the deadline; the error goes up instead and the drain decides.
+        stop=stop_after_attempt(attempts) | stop_before_delay(deadline),
         reraise=True,
     ):
         with attempt:

@@ -148,9 +148,8 @@ class WeComClient:
 
 
 def stream_key(keys: KeyBuilder, bot_id: str, stream_id: str) -> str:
-    """Redis key of one AI bot stream's state. TODO(lead): move to KeyBuilder (family
-    ``wecomstream``); built on ``keys.prefix`` only until then."""
-    return f"{keys.prefix}:wecomstream:{bot_id}:{stream_id}"
+    """Redis key of one AI bot stream's state."""
+    return keys.channel_state("wecom", bot_id, f"stream:{stream_id}")
 
 
 class AiBotReplier:
