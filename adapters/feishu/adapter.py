@@ -163,7 +163,7 @@ class FeishuAdapter:
     def _check_token(self, env: EventEnvelope) -> None:
         expected = self.config.verification_token
         if expected is None:
-            return  # only with an Encrypt Key: decryption already proved the sender
+            return  # long_connection only: webhook mode requires a token (load_config)
         if not hmac.compare_digest(env.event_token.encode(),
                                    expected.get_secret_value().encode()):
             raise _reject("bad_token", 403)
