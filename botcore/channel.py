@@ -23,14 +23,13 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from botcore.keys import KeyBuilder
-    from botcore.settings import BotConfig
 
 __all__ = [
     "Accepted",
     "AdapterDeps",
     "BufferedStream",
-    "ChannelAdapter",
     "Challenge",
+    "ChannelAdapter",
     "IngestFn",
     "MessageStream",
     "Rejected",

