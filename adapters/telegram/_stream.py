@@ -43,6 +43,13 @@ class StreamTarget:
         self.clock = clock
         self.interval = interval
         self.next_at = 0.0
+        self.on_start: Callable[[], Awaitable[None]] | None = None
+
+    async def start(self) -> None:
+        """Run ``on_start`` once (e.g. answer the button press that asked for this)."""
+        hook, self.on_start = self.on_start, None
+        if hook is not None:
+            await hook()
 
     def due(self) -> bool:
         """True when the next preview may be sent."""
@@ -109,6 +116,7 @@ class EditStream:
         """Edit the message(s) to show ``text``, at most once per interval."""
         if not self._t.due():
             return
+        await self._t.start()
         try:
             await self._sync(to_parts(text, self._t.template.format), final=False)
         except ChannelRateLimited as exc:
@@ -143,6 +151,7 @@ class EditStream:
         """Show the final text (with the buttons) and send any attachments."""
         if not self._ids:
             return await self._send(self._t.template.model_copy(update={"text": text}))
+        await self._t.start()
         await self._sync(to_parts(text, self._t.template.format), final=True)
         if self._t.template.attachments:
             await self._send(self._t.template.model_copy(update={"text": "", "buttons": ()}))

@@ -308,6 +308,7 @@ class TelegramAdapter:
         where = self._where(message.conversation, message.context)
         target = StreamTarget(self.client, message, where.chat_id, where.thread, self.clock,
                               self.stream_interval)
+        target.on_start = lambda: self._answer_pending_callback(message.context)
         private = message.context.get("chat_type", "private" if where.chat_id > 0 else "group")
         if private == "private":
             return DraftStream(target, self.send, _draft_id(message.idempotency_key))

@@ -151,3 +151,17 @@ async def test_group_stream_follows_migration(adapter: TelegramAdapter,
     result: Any = await stream.finish("xy")
     assert result.extra["chat_id"] == -1004001
     assert fake.texts(-1004001) == ["xy"]
+
+
+async def test_group_stream_answers_the_button_press_once(adapter: TelegramAdapter,
+                                                          fake: FakeTelegram) -> None:
+    clock = with_clock(adapter)
+    stream = adapter.open_stream(out("", chat_id=GROUP_ID,
+                                     context={"callback_query_id": "cbq-7"}))
+    assert stream is not None
+    await stream.update("a")
+    clock.now += 2
+    await stream.update("ab")
+    await stream.finish("abc")
+    assert fake.calls_to("answerCallbackQuery") == [{"callback_query_id": "cbq-7"}]
+    assert fake.calls[0].method == "answerCallbackQuery"
