@@ -85,7 +85,6 @@ async def test_updates_are_coalesced_to_about_20_per_second(writer: WebChatAdapt
                                                            redis: Redis) -> None:
     stream = writer.open_stream(OutboundMessage(conversation=CONV))
     assert stream is not None
-    written: list[str] = []
     started = time.monotonic()
     text = ""
     while time.monotonic() - started < 0.5:
