@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 _APP_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_SECRET_KEY = re.compile(r"secret|key|token|passw|sign|aes|credential|auth",
+                         re.IGNORECASE)
 DEFAULT_CONFIG = "botcore.toml"
 
 
@@ -205,6 +207,6 @@ def _config_error(exc: ValidationError) -> ConfigError:
     expected = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "missing":
         return ConfigError(key, expected, "nothing")
-    if "secret" in key.lower() or "key" in key.lower() or "token" in key.lower():
-        return ConfigError(key, expected)  # never echo a secret back
+    if first["type"] == "extra_forbidden" or _SECRET_KEY.search(key):
+        return ConfigError(key, expected)  # never echo a secret (or a mistyped one) back
     return ConfigError(key, expected, repr(first.get("input"))[:80])
