@@ -69,6 +69,7 @@ class Runtime:
     http: httpx.AsyncClient
     adapters: dict[str, ChannelAdapter] = field(default_factory=dict)
     apps: dict[str, BotApp] = field(default_factory=dict)
+    web_fronts: dict[str, ChannelAdapter] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -85,20 +86,39 @@ class Runtime:
         runtime = cls(settings=settings, keys=keys, redis=Redis.from_url(url),
                       http=http or httpx.AsyncClient(timeout=httpx.Timeout(15.0)))
         deps = AdapterDeps(redis=runtime.redis, http=runtime.http, keys=keys)
+        web_cls = load_adapter_class("web")
         for bot_id, bot in settings.bots.items():
             adapter_cls = load_adapter_class(bot.channel)
             runtime.adapters[bot_id] = adapter_cls(bot, deps)  # type: ignore[call-arg]
             runtime.apps[bot_id] = load_bot_app(bot)
+            if bot.channel != "web":  # every bot is also reachable from the web and the API
+                front = BotConfig(id=bot_id, channel="web", app=bot.app, name=bot.name,
+                                  **bot.web)
+                runtime.web_fronts[bot_id] = web_cls(front, deps)  # type: ignore[call-arg]
         return runtime
+
+    def adapter_for(self, bot_id: str, channel: str) -> ChannelAdapter:
+        """The adapter that answers ``bot_id``'s messages arriving on ``channel``.
+
+        A bot answers on its own channel, and on ``web`` (web chat, widget, OpenAI API)
+        through its web front.
+        """
+        adapter = self.adapters.get(bot_id)
+        if adapter is not None and adapter.channel == channel:
+            return adapter
+        front = self.web_fronts.get(bot_id)
+        if channel == "web" and front is not None:
+            return front
+        raise ConfigError(f"bots.{bot_id}", f"a bot that answers on channel {channel!r}")
 
     async def startup(self) -> None:
         """Start every adapter (may register webhooks: network I/O)."""
-        for adapter in self.adapters.values():
+        for adapter in [*self.adapters.values(), *self.web_fronts.values()]:
             await adapter.startup()
 
     async def close(self) -> None:
         """Stop adapters, close clients."""
-        for adapter in self.adapters.values():
+        for adapter in [*self.adapters.values(), *self.web_fronts.values()]:
             await adapter.shutdown()
         await self.http.aclose()
         await self.redis.aclose()

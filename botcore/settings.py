@@ -108,6 +108,13 @@ class BotConfig(BaseModel):
     channel: str
     app: str = Field(description="'module:attribute' of the BotApp")
     name: str | None = None
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Bearer keys for the OpenAI-compatible API (/v1); empty: API closed")
+    web: dict[str, Any] = Field(
+        default_factory=dict,
+        description="web-chat options (access_key, allowed_origins) for the widget and the "
+                    "API of a bot whose channel is not 'web'")
 
     @field_validator("app")
     @classmethod

@@ -47,8 +47,16 @@ class TurnRunner:
         self.runtime = runtime
         self.sessions = sessions
         self.flows = flows
-        self.repliers = {bot_id: IdempotentReplier(adapter, runtime.redis, runtime.keys)
-                         for bot_id, adapter in runtime.adapters.items()}
+        self._repliers: dict[tuple[str, str], IdempotentReplier] = {}
+
+    def replier(self, bot_id: str, channel: str) -> IdempotentReplier:
+        """The replier for a bot's messages from ``channel`` (its own, or its web front)."""
+        key = (bot_id, channel)
+        if key not in self._repliers:
+            adapter = self.runtime.adapter_for(bot_id, channel)
+            self._repliers[key] = IdempotentReplier(adapter, self.runtime.redis,
+                                                    self.runtime.keys)
+        return self._repliers[key]
 
     def _context(self, message: InboundMessage, trace_id: str) -> TurnContext:
         bot_id = message.bot_id
@@ -58,7 +66,7 @@ class TurnRunner:
         return TurnContext(
             message=message, session=Session(self.sessions, message.conversation),
             bot=self.runtime.settings.bots[bot_id], app=self.runtime.apps[bot_id],
-            replier=self.repliers[bot_id], flows=self.flows, trace_id=trace_id,
+            replier=self.replier(bot_id, message.channel), flows=self.flows, trace_id=trace_id,
             log=log.bind(trace_id=trace_id, bot=bot_id, channel=message.channel),
         )
 
@@ -93,4 +101,4 @@ class TurnRunner:
             context=message.platform,
             idempotency_key=OutboundMessage.make_key(message.dedupe_key, 0),
         )
-        await self.repliers[message.bot_id].send(out)
+        await self.replier(message.bot_id, message.channel).send(out)

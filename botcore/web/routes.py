@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from botcore.channel import Accepted, Challenge, Rejected, WebhookOutcome, WebhookRequest
-from botcore.errors import IngressError, SignatureError
+from botcore.errors import ConfigError, IngressError, SignatureError
 from botcore.ingress.inbox import Inbox
 from botcore.message import InboundMessage
 from botcore.queue import Enqueuer
@@ -81,9 +81,9 @@ def build_webhook_router() -> APIRouter:
     async def webhook(channel: str, bot_id: str, request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
         ingress: Ingress = request.app.state.ingress
-        adapter = runtime.adapters.get(bot_id)
-        bot = runtime.settings.bots.get(bot_id)
-        if adapter is None or bot is None or bot.channel != channel:
+        try:
+            adapter = runtime.adapter_for(bot_id, channel)
+        except ConfigError:
             return _unknown_bot(channel, bot_id)
         started = time.perf_counter()
         body = await _read_capped(request, runtime.settings.ingress.max_body_bytes)
