@@ -1,0 +1,1 @@
+"""The web layer: FastAPI app factory, webhook route, health probes, web chat."""
