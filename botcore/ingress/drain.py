@@ -105,11 +105,12 @@ class Drainer:
             return not await self.inbox.release_if_empty(conv, lease.token)
         head = raw_entries[0]
         try:
-            entries = [Envelope.model_validate_json(raw) for raw in raw_entries]
+            entries = [Envelope.model_validate_json(head)]
         except ValidationError as exc:
             await self.inbox.dead_letter(conv, lease.token, head, f"unreadable entry: {exc}", 0)
             stats.dead_letters += 1
             return True
+        entries += _readable_prefix(raw_entries[1:])  # a bad one waits until it is the head
         batch = await self._batch(conv, entries)
         attempts = int(await self.inbox.redis.incr(self.inbox.keys.attempts(conv, batch[0].id)))
         await self.inbox.redis.expire(self.inbox.keys.attempts(conv, batch[0].id), 86_400)
@@ -141,7 +142,7 @@ class Drainer:
         if wait > 0:
             await asyncio.sleep(wait)
             raw = await self.inbox.head(conv, self.settings.max_merge)
-            entries = [Envelope.model_validate_json(item) for item in raw]
+            entries = entries[:1] + _readable_prefix(raw[1:])  # we hold the lease: same head
         return merge_envelopes(entries, self.settings.max_merge)
 
     async def _give_up(self, conv: str, lease: Lease, head: bytes, entry: Envelope,
@@ -157,3 +158,14 @@ class Drainer:
         log.error("message dead-lettered", conversation=conv, attempts=attempts,
                   error=type(exc).__name__ if exc else "worker_lost", trace_id=entry.trace_id)
         return moved != 0
+
+
+def _readable_prefix(raw_entries: list[bytes]) -> list[Envelope]:
+    """The entries up to the first unreadable one (which is dead-lettered as the head)."""
+    readable: list[Envelope] = []
+    for raw in raw_entries:
+        try:
+            readable.append(Envelope.model_validate_json(raw))
+        except ValidationError:
+            break
+    return readable

@@ -139,9 +139,13 @@ class Inbox:
     async def dead_letter(self, conversation_id: str, token: int, head: bytes,
                           error: str, attempts: int) -> int:
         """Move the head to the dead-letter list with its error."""
+        try:
+            entry: Any = json.loads(head)
+        except ValueError:  # a corrupt entry: keep its text for the operator
+            entry = {"unreadable": head.decode("utf-8", errors="replace")[:10_000]}
         record = json.dumps({"conversation_id": conversation_id, "error": error[:2000],
                              "attempts": attempts, "failed_at": time.time(),
-                             "entry": json.loads(head)}, ensure_ascii=False)
+                             "entry": entry}, ensure_ascii=False)
         keys = [self.keys.lease(conversation_id), self.keys.inbox(conversation_id),
                 self.keys.dirty(), self.keys.dead_letters()]
         return int(await self._dead(keys=keys, args=[token, head, conversation_id, record]))
