@@ -140,7 +140,7 @@ def _inbox_cli() -> typer.Typer:
         records = _with_inbox(config, lambda inbox: inbox.dead_letters(limit))
         for record in records:
             entry = record["entry"]
-            typer.echo(f"{entry['id']}  {record['conversation_id']}  "
+            typer.echo(f"{entry.get('id', '(unreadable)')}  {record['conversation_id']}  "
                        f"attempts={record['attempts']}  {record['error']}")
         if not records:
             typer.echo("no dead letters")
