@@ -20,6 +20,7 @@ import csv
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from botcore.kb.ingest import Ingestor
 from botcore.kb.resources import KBResources
 from botcore.kb.settings import KBSettings
 from botcore.kb.store import Scope
-from botcore.retrieval import make_retriever
+from botcore.retrieval import SearchMode, make_retriever
 
 ROOT = Path(__file__).resolve().parents[2] / "examples" / "kb"
 TENANTS = ["t0", "t1", "t2", "t3"]
@@ -101,14 +102,15 @@ async def bench_scale(resources: KBResources, folder: Path, n: int,
     mask = tenants == "t1"
     out: dict[str, float] = {"n": n, "upsert/s": upsert_rate}
 
-    async def numpy_dense(q: str) -> None:
+    async def numpy_dense(q: str) -> object:
         vector = np.asarray(await embedder.embed_query(q), dtype=np.float32)
         scores = vectors[mask] @ vector
-        np.argpartition(-scores, 5)[:5]
+        return np.argpartition(-scores, 5)[:5]
 
-    runs = {"baseline numpy dense": numpy_dense}
-    for mode in ("dense", "hybrid"):
-        retriever = make_retriever(settings, "bench", tenant="t1", bot="x", mode=mode,  # type: ignore[arg-type]
+    runs: dict[str, Callable[[str], Awaitable[object]]] = {"baseline numpy dense": numpy_dense}
+    modes: list[SearchMode] = ["dense", "hybrid"]
+    for mode in modes:
+        retriever = make_retriever(settings, "bench", tenant="t1", bot="x", mode=mode,
                                    resources=resources)
         runs[f"qdrant {mode}"] = retriever.retrieve
     for name, run in runs.items():

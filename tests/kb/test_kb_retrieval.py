@@ -12,7 +12,8 @@ from conftest import SAMPLE
 from pydantic import ValidationError
 from qdrant_client import models
 
-from botcore.kb.embeddings import EmbeddingError, OpenAIEmbedder, make_embedder
+from botcore.kb.embeddings import OpenAIEmbedder, make_embedder
+from botcore.kb.errors import EmbeddingError
 from botcore.kb.evaluate import evaluate, load_qa
 from botcore.kb.resources import KBResources
 from botcore.kb.retriever import rrf_fuse
