@@ -27,9 +27,19 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
     for name, value in list(event.items()):
         if name != "event" and _SECRET_FIELDS.search(name):
             event[name] = "***"
-        elif isinstance(value, str):
-            event[name] = _SECRET_IN_TEXT.sub(r"\1***", value)
+        else:
+            event[name] = _scrub(value, depth=3)
     return event
+
+
+def _scrub(value: Any, depth: int) -> Any:
+    """Redact strings, and secret-looking keys of nested dicts (``headers={...}``)."""
+    if isinstance(value, str):
+        return _SECRET_IN_TEXT.sub(r"\1***", value)
+    if isinstance(value, dict) and depth > 0:
+        return {key: "***" if isinstance(key, str) and _SECRET_FIELDS.search(key)
+                else _scrub(item, depth - 1) for key, item in value.items()}
+    return value
 
 
 def configure_logging(level: str = "INFO", json: bool = False) -> None:
