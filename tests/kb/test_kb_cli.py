@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from botcore.kb.cli import kb_app
 from botcore.kb.resources import KBResources
+from botcore.kb.settings import KBSettings
 
 runner = CliRunner()
 
@@ -90,9 +91,12 @@ def test_sql_ingest(cli_env: Path, kb_resources: KBResources) -> None:
     assert code != 0
 
 
-def test_eval_prints_all_modes(cli_env: Path, kb_resources: KBResources) -> None:
-    code, out = _invoke(kb_resources, "ingest", str(SAMPLE / "docs"), "--kb", "sample")
-    assert code == 0, out
+def test_eval_prints_all_modes(
+    cli_env: Path, kb_resources: KBResources, sample_kb: KBSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert sample_kb.data_path is not None
+    monkeypatch.setenv("BOTCORE_DATA_DIR", str(sample_kb.data_path.parent))  # reuse, no re-ingest
     code, out = _invoke(kb_resources, "eval", str(SAMPLE / "qa.jsonl"), "--kb", "sample",
                         "--min-hit5", "0.9")
     assert code == 0, out
