@@ -1,1 +1,2 @@
-"""Channel adapters, one package per platform, discovered through the botcore.adapters entry points."""
+"""Channel adapters: one package per platform, found through the botcore.adapters entry
+points."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -42,6 +42,7 @@ __all__ = [
     "load_settings",
 ]
 
+M = TypeVar("M", bound=BaseModel)
 _APP_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _SECRET_KEY = re.compile(r"secret|key|token|passw|sign|aes|credential|auth",
                          re.IGNORECASE)
@@ -127,6 +128,25 @@ class BotConfig(BaseModel):
     def options(self) -> dict[str, Any]:
         """The channel-specific keys (everything not defined above)."""
         return dict(self.model_extra or {})
+
+    def channel_options(self, model: type[M]) -> M:
+        """Validate the channel keys with an adapter's ``config_model``.
+
+        Raises:
+            ConfigError: naming ``bots.<id>.<key>`` and what is expected; values are never
+                echoed (they are often secrets).
+        """
+        try:
+            return model.model_validate(self.options)
+        except ValidationError as exc:
+            first = exc.errors(include_input=False)[0]
+            field = ".".join(str(part) for part in first["loc"])
+            key = f"bots.{self.id}.{field}" if field else f"bots.{self.id}"
+            expected = str(first["msg"]).removeprefix("Value error, ")
+            if first["type"] == "extra_forbidden":
+                expected = f"a known key: one of {sorted(model.model_fields)}"
+            raise ConfigError(key, expected,
+                              "nothing" if first["type"] == "missing" else None) from None
 
 
 class Settings(BaseSettings):

@@ -55,16 +55,6 @@ def _reject(reason: str, status: int = 400) -> SignatureError:
     return SignatureError(reason, channel=CHANNEL, status=status)
 
 
-def _load_config(bot: BotConfig) -> DingTalkConfig:
-    try:
-        return DingTalkConfig.model_validate(bot.options)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "(options)"
-        raise ConfigError(f"bots.{bot.id}.{field}",
-                          str(first["msg"]).removeprefix("Value error, ")) from None
-
-
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
@@ -92,7 +82,7 @@ class DingTalkAdapter:
     def __init__(self, bot: BotConfig, deps: AdapterDeps) -> None:
         self.bot = bot
         self.deps = deps
-        self.config = _load_config(bot)
+        self.config = bot.channel_options(DingTalkConfig)
         #: ``time.time``; tests set it to check official vectors from the past.
         self.clock: Callable[[], float] = time.time
         self.crypto: CallbackCrypto | None = None

@@ -66,12 +66,7 @@ def _load_json(data: bytes | str) -> dict[str, Any]:
 
 def load_config(bot: BotConfig) -> FeishuConfig:
     """Validate ``bot.options``; ConfigError names the first bad key (never its value)."""
-    try:
-        config = FeishuConfig.model_validate(bot.options)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "(options)"
-        raise ConfigError(f"bots.{bot.id}.{field}", str(first["msg"])) from None
+    config = bot.channel_options(FeishuConfig)
     if config.mode == "webhook" and config.verification_token is None:
         raise ConfigError(f"bots.{bot.id}.verification_token",
                           "the app's Verification Token (required in webhook mode)", "nothing")

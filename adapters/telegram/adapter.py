@@ -56,14 +56,6 @@ SENT_TTL = 86_400
 Call = Callable[[int], Awaitable[dict[str, Any]]]
 
 
-def _config_error(bot_id: str, exc: ValidationError) -> ConfigError:
-    first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"])
-    key = f"bots.{bot_id}.{field}" if field else f"bots.{bot_id}"
-    expected = str(first["msg"]).removeprefix("Value error, ")
-    return ConfigError(key, expected, "nothing" if first["type"] == "missing" else None)
-
-
 def keyboard(buttons: tuple[tuple[str, str], ...]) -> InlineKeyboardMarkup | None:
     """One inline button per row: ``(label, value)`` sends ``value`` back as callback data
     (1-64 bytes); a value that is an https URL opens it instead."""
@@ -104,10 +96,7 @@ class TelegramAdapter:
     config_model: ClassVar[type[BaseModel]] = TelegramConfig
 
     def __init__(self, bot: BotConfig, deps: AdapterDeps) -> None:
-        try:
-            self.config = TelegramConfig.model_validate(bot.options)
-        except ValidationError as exc:
-            raise _config_error(bot.id, exc) from None
+        self.config = bot.channel_options(TelegramConfig)
         self.bot = bot
         self.deps = deps
         self.me = BotIdentity(bot.id, self.config.bot_username, self.config.bot_user_id)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from botcore.channel import (
@@ -68,15 +68,7 @@ def _need(value: T | None) -> T:
 
 def load_config(bot: BotConfig) -> WeComConfig:
     """Validate ``bot.options``; raise ConfigError naming the key (never echoing secrets)."""
-    try:
-        config = WeComConfig.model_validate(bot.options)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "(root)"
-        expected = str(first["msg"]).removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            expected = f"a known key: one of {sorted(WeComConfig.model_fields)}"
-        raise ConfigError(f"bots.{bot.id}.{field}", expected) from None
+    config = bot.channel_options(WeComConfig)
     missing = config.missing()
     if missing:
         raise ConfigError(f"bots.{bot.id}.{missing[0]}",

@@ -15,7 +15,7 @@ from adapters.feishu import FeishuAdapter
 from botcore.channel import WebhookRequest
 
 APP_ID = "cli_test"
-APP_SECRET = "secret"
+APP_SECRET = "app-s3cr3t-789"
 TOKEN = "vtoken-123"
 ENCRYPT_KEY = "enc-key-456"
 NOW = 1_700_000_000.0
