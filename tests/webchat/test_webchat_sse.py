@@ -120,8 +120,11 @@ async def test_events_replay_then_follow_live(server_url: str, writer: WebChatAd
         stream = writer.open_stream(OutboundMessage(conversation=CONV, idempotency_key="s9"))
         assert stream is not None
         await stream.update("Hi")
+        live = await read_sse(lines, 1)
+        # Read the delta before finishing: finish() deletes the stream's deltas, so a reader
+        # that comes late sees the final message only.
         done = await stream.finish("Hi there")
-        live = await read_sse(lines, 2)
+        live += await read_sse(lines, 1)
     assert [e[1]["type"] for e in live] == ["delta", "message"]
     assert live[0][1] == {"type": "delta", "stream_id": "s9", "text": "Hi", "format": "text"}
     assert live[1][0] == done.message_id
@@ -190,9 +193,16 @@ async def test_posted_message_is_answered_on_the_stream(server_url: str) -> None
     ):
         ack = await client.post("/webhooks/web/demo", json=body)
         again = await client.post("/webhooks/web/demo", json=body)  # a retry: dropped
-        events = await read_sse(resp.aiter_lines(), 3)
-    assert ack.json() == {"ok": True, "conversation_id": "c2", "client_msg_id": "m1"}
+        lines = resp.aiter_lines()
+        events = await read_sse(lines, 1)
+        while events[-1][1]["type"] != "message":
+            events += await read_sse(lines, 1)
+        with pytest.raises(TimeoutError):  # the retried POST was not answered twice
+            await read_sse(lines, 1, timeout=0.5)
+        ack_body = ack.json()
+    assert ack_body == {"ok": True, "conversation_id": "c2", "client_msg_id": "m1"}
     assert again.status_code == 200
-    assert [e[1]["type"] for e in events] == ["delta", "delta", "message"]
+    # Deltas are best effort (a slow reader may miss deleted ones); one final message.
+    assert {e[1]["type"] for e in events[:-1]} <= {"delta"}
     assert events[-1][1]["text"] == "echo: ping"
     assert events[-1][1]["format"] == "markdown"
