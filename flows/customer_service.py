@@ -1,0 +1,109 @@
+"""Customer-service flow: classify → FAQ/RAG answer | tool lookup | human handoff | small talk.
+
+A handoff pauses the graph (checkpointed in Redis); the runner opens it on the
+:class:`~botcore.handoff.HandoffDesk`, relays the user's messages to the agent and keeps the
+bot quiet until the agent releases the conversation. The message after the release resumes
+the graph: a 1-5 rating is taken as the satisfaction answer (option ``satisfaction``,
+default on), anything else is classified and answered as usual.
+
+Options: those of ``rag`` and ``agent``, plus ``handoff_words``, ``handoff_text``,
+``smalltalk_system``, ``satisfaction``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from langchain_core.messages import HumanMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from botcore.flowapi import FlowContext, Pause, last_user_text
+from botcore.prompts import PromptRequest
+from flows.agent import add_agent_nodes
+from flows.rag import add_rag_nodes
+from flows.state import FlowState
+
+__all__ = ["INTENTS", "build_cs_graph"]
+
+INTENTS = ("faq", "lookup", "handoff", "smalltalk")
+HANDOFF_WORDS = ("人工", "转人工", "真人", "客服专员", "human", "agent", "operator",
+                 "real person")
+HANDOFF_TEXT = ("正在为您转接人工客服，请稍候，客服会在这里回复您。/ Connecting you to a human "
+                "agent; they will answer here.")
+THANKS = "感谢您的评价！/ Thank you for your feedback!"
+CLASSIFY = ("Classify the customer's last message. Reply with exactly one word: "
+            "faq (a question about products, policies, how-to), "
+            "lookup (needs account or order data from a tool), "
+            "handoff (asks for a human or is upset), "
+            "smalltalk (greetings, thanks, chit-chat).")
+
+
+async def classify(state: FlowState, runtime: Runtime[FlowContext]) -> dict[str, Any]:
+    """Pick the intent: explicit handoff words first, then the model (silently)."""
+    ctx = runtime.context
+    text = last_user_text(state.get("messages", [])).lower()
+    words = ctx.options.get("handoff_words", HANDOFF_WORDS)
+    if any(word.lower() in text for word in words):
+        return {"intent": "handoff"}
+    if ctx.chat_model is None:
+        return {"intent": "faq"}
+    result = await ctx.call_model(PromptRequest(
+        system=[CLASSIFY], messages=state["messages"][-6:],
+        metadata={**ctx.metadata, "silent": True, "purpose": "classify"}))
+    found = re.findall(r"[a-z]+", result.text.lower())
+    intent = next((word for word in found if word in INTENTS), "faq")
+    if intent == "lookup" and not ctx.tools:
+        intent = "faq"
+    return {"intent": intent}
+
+
+def route(state: FlowState) -> str:
+    """The node for the intent."""
+    return {"faq": "retrieve", "lookup": "agent", "handoff": "handoff",
+            "smalltalk": "smalltalk"}.get(state.get("intent", "faq"), "retrieve")
+
+
+async def smalltalk(state: FlowState, runtime: Runtime[FlowContext]) -> dict[str, Any]:
+    """A friendly short answer."""
+    ctx = runtime.context
+    system = ctx.options.get("smalltalk_system",
+                             "You are a friendly customer-service assistant. Answer briefly.")
+    result = await ctx.call_model(PromptRequest(
+        system=[system], messages=state["messages"], metadata=dict(ctx.metadata)))
+    return {"messages": [result.message], "answer": result.text}
+
+
+async def handoff(state: FlowState, runtime: Runtime[FlowContext]) -> dict[str, Any]:
+    """Wait for a human agent; resumes with the first user message after the release."""
+    ctx = runtime.context
+    reply = interrupt(Pause(kind="handoff",
+                            text=str(ctx.options.get("handoff_text", HANDOFF_TEXT))))
+    text = str(reply.get("text", "") if isinstance(reply, dict) else reply).strip()
+    update: dict[str, Any] = {"messages": [HumanMessage(text)], "intent": ""}
+    if ctx.options.get("satisfaction", True) and re.fullmatch(r"[1-5]", text):
+        update.update(satisfaction=int(text), answer=THANKS)
+    return update
+
+
+def after_handoff(state: FlowState) -> str:
+    """A rating ends the run; another message is classified and answered."""
+    return END if state.get("answer") else "classify"
+
+
+def build_cs_graph(checkpointer: Any = None) -> Any:
+    """Compile the customer-service graph; pass a checkpointer so handoffs can pause."""
+    graph = StateGraph(FlowState, context_schema=FlowContext)
+    graph.add_node("classify", classify)
+    graph.add_node("smalltalk", smalltalk)
+    graph.add_node("handoff", handoff)
+    add_rag_nodes(graph)
+    add_agent_nodes(graph)
+    graph.add_edge(START, "classify")
+    graph.add_conditional_edges("classify", route,
+                                ["retrieve", "agent", "handoff", "smalltalk"])
+    graph.add_edge("smalltalk", END)
+    graph.add_conditional_edges("handoff", after_handoff, ["classify", END])
+    return graph.compile(checkpointer=checkpointer)
