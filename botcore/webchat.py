@@ -36,7 +36,6 @@ from botcore.channel import (
     WebhookOutcome,
     WebhookRequest,
 )
-from botcore.errors import ConfigError
 from botcore.message import (
     ConversationKey,
     InboundMessage,
@@ -142,12 +141,7 @@ class WebChatAdapter:
     config_model: ClassVar[type[BaseModel]] = WebChatConfig
 
     def __init__(self, bot: BotConfig, deps: AdapterDeps) -> None:
-        try:
-            self.config = WebChatConfig.model_validate(bot.options)
-        except ValidationError as exc:
-            first = exc.errors(include_input=False)[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise ConfigError(f"bots.{bot.id}.{field}", str(first["msg"])) from None
+        self.config = bot.channel_options(WebChatConfig)
         self.bot = bot
         self.deps = deps
         self.clock: Callable[[], float] = time.time
