@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -61,14 +62,15 @@ class FakeToolModel(BaseChatModel):
                 **kwargs: Any) -> Any:
         message = self._next(messages)
         words = str(message.content).split(" ")
+        chunks = [{"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": n}
+                  for n, c in enumerate(message.tool_calls)]
+        chunks += [{"name": c["name"], "args": c["args"], "id": c["id"], "index": 90 + n}
+                   for n, c in enumerate(message.invalid_tool_calls)]
         for i, word in enumerate(words):
             last = i == len(words) - 1
             yield ChatGenerationChunk(message=AIMessageChunk(
                 content=word + ("" if last else " "),
-                tool_call_chunks=[
-                    {"name": c["name"], "args": __import__("json").dumps(c["args"]),
-                     "id": c["id"], "index": n} for n, c in enumerate(message.tool_calls)
-                ] if last else [],
+                tool_call_chunks=chunks if last else [],  # type: ignore[arg-type]
                 usage_metadata={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}
                 if last else None))
 
