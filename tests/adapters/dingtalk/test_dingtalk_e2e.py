@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from dingtalk_support import robot_message, signed_request
 from fake_dingtalk import FakeDingTalk
 
-from botcore.redis_server import free_port
+from botcore.testing.serve import serve_in_thread
 from botcore.testing.stack import BotStack, wait_until
 
 pytestmark = pytest.mark.integration
@@ -24,19 +21,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def served_fake() -> Iterator[tuple[FakeDingTalk, str]]:
     fake = FakeDingTalk()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(fake.asgi(), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        yield fake, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
+    with serve_in_thread(fake.asgi()) as base_url:
+        yield fake, base_url
 
 
 async def test_callback_in_answer_out(clean_redis: str, tmp_path: Path,

@@ -3,7 +3,6 @@ worker -> FeishuAdapter -> CardKit stream at the fake Feishu server (uvicorn on 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -11,12 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fake_feishu import FakeFeishu, create_app
 from feishu_helpers import APP_ID, APP_SECRET, BOT_OPEN_ID, ENCRYPT_KEY, TOKEN, message_event
 from feishu_helpers import signed as signed_request
 
-from botcore.redis_server import free_port
+from botcore.testing.serve import serve_in_thread
 from botcore.testing.stack import BotStack, wait_until
 
 pytestmark = pytest.mark.integration
@@ -24,19 +22,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def fake_server() -> Iterator[tuple[FakeFeishu, str]]:
-    state, port = FakeFeishu(app_id=APP_ID, app_secret=APP_SECRET), free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        yield state, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(5)
+    state = FakeFeishu(app_id=APP_ID, app_secret=APP_SECRET)
+    with serve_in_thread(create_app(state)) as base_url:
+        yield state, base_url
 
 
 @pytest.fixture

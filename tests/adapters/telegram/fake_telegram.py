@@ -34,11 +34,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from botcore.testing.serve import serve_in_thread as serve_asgi
 
 TOKEN = "123456789:AAH-fake-token_for-tests"
 BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "Botcore", "username": "botcore_bot"}
@@ -319,22 +320,7 @@ def create_app() -> Starlette:
 
 
 @contextlib.contextmanager
-def serve_in_thread(fake: FakeTelegram, host: str = "127.0.0.1", port: int = 0,
-                    ) -> Iterator[str]:
-    """Serve ``fake.app`` with uvicorn on a loopback port; yields the base URL."""
-    config = uvicorn.Config(fake.app, host=host, port=port, log_level="warning",
-                            lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("fake Telegram server did not start")
-        time.sleep(0.01)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://{host}:{bound}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+def serve_in_thread(fake: FakeTelegram) -> Iterator[str]:
+    """Serve ``fake.app`` on a loopback port; yields the base URL."""
+    with serve_asgi(fake.app) as base_url:
+        yield base_url

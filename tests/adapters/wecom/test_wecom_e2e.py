@@ -4,18 +4,16 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fake_wecom import AGENT_ID, SECRET, FakeWeCom
 from wecom_testkit import VEC_AES, VEC_CORP, VEC_TOKEN, app_xml, signed_post
 
 from adapters.wecom import WXBizMsgCrypt
-from botcore.redis_server import free_port
+from botcore.testing.serve import serve_in_thread
 from botcore.testing.stack import BotStack, wait_until
 
 pytestmark = pytest.mark.integration
@@ -25,20 +23,8 @@ pytestmark = pytest.mark.integration
 def served_fake() -> Iterator[tuple[FakeWeCom, int]]:
     """The fake WeCom API as a real HTTP server in a daemon thread."""
     fake = FakeWeCom(corp_id=VEC_CORP)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(fake.app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    try:
-        yield fake, port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
+    with serve_in_thread(fake.app) as base_url:
+        yield fake, int(base_url.rsplit(":", 1)[1])
 
 
 async def test_encrypted_callback_is_answered_through_message_send(
