@@ -122,7 +122,9 @@ def chat(url: Annotated[str, typer.Option(help="A running botcore server.")] =
     """Talk to a bot in the terminal (through a running 'botcore serve')."""
     from botcore.chatcli import main_chat
 
-    main_chat(url, bot, conversation, key)
+    code = main_chat(url, bot, conversation, key)
+    if code:
+        raise typer.Exit(code)
 
 
 def _inbox_cli() -> typer.Typer:

@@ -48,7 +48,11 @@ async def dispatch(ctx: TurnContext) -> DispatchResult:
     except Exception as exc:
         handled = False
         for hook in app.error_hooks:
-            handled = bool(await hook(ctx, exc)) or handled
+            try:
+                handled = bool(await hook(ctx, exc)) or handled
+            except Exception as hook_error:  # a broken hook must not hide the real error
+                ctx.log.error("error hook failed", hook=getattr(hook, "__name__", "?"),
+                              error=type(hook_error).__name__)
         if not handled:
             raise
         return DispatchResult.FAILED_HANDLED

@@ -32,7 +32,8 @@ __all__ = [
 ]
 
 Extras = dict[str, Any]
-_COMMAND = re.compile(r"^/(?P<name>[A-Za-z0-9_\-]{1,64})(?:@(?P<bot>[A-Za-z0-9_]+))?(?:\s+|$)")
+# "／" is the full-width slash Chinese input methods type.
+_COMMAND = re.compile(r"^[/／](?P<name>[A-Za-z0-9_\-]{1,64})(?:@(?P<bot>[A-Za-z0-9_]+))?(?:\s+|$)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,6 +160,8 @@ def _wait_for(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
     if isinstance(exc, ChannelRateLimited):
         return max(0.0, exc.retry_after)
+    if isinstance(exc, ChannelAuthError):
+        return 0.0  # the retry fetches a fresh token: nothing to wait for
     return float(_BACKOFF(state))
 
 

@@ -49,7 +49,7 @@ redis.call('LPOP', KEYS[2])
 redis.call('RPUSH', KEYS[4], ARGV[4])
 return 1
 """
-# KEYS: lease, inbox, dirty, scheduled. ARGV: token, conv_id.
+# KEYS: lease, inbox, dirty. ARGV: token, conv_id.
 # Releases the lease only when the inbox is empty (else the drain goes on): no message can
 # slip in between "inbox empty" and "lease released".
 _RELEASE_IF_EMPTY = """
@@ -153,7 +153,7 @@ class Inbox:
     async def release_if_empty(self, conversation_id: str, token: int) -> bool:
         """Release the lease if the inbox is empty; False means there is more to drain."""
         keys = [self.keys.lease(conversation_id), self.keys.inbox(conversation_id),
-                self.keys.dirty(), self.keys.scheduled(conversation_id)]
+                self.keys.dirty()]
         return bool(await self._release(keys=keys, args=[token, conversation_id]))
 
     async def needs_drain(self, conversation_id: str) -> bool:

@@ -59,6 +59,9 @@ def trim_history(entries: Sequence[HistoryEntry], max_turns: int,
             break
         budget -= cost
         kept.append(entry)
+    if not kept and entries:  # the newest entry alone is over budget: keep its tail
+        newest = entries[-1]
+        kept.append(newest.model_copy(update={"content": newest.content[-max_tokens:]}))
     kept.reverse()
     return kept
 

@@ -93,8 +93,12 @@ class RedisSessionStore:
         results = await pipe.execute()
         current = [HistoryEntry.model_validate_json(item) for item in results[2]]
         kept = trim_history(current, self.max_turns, self.max_tokens)
-        if len(kept) < len(current):  # over the token budget: drop the oldest
-            await self._redis.ltrim(name, len(current) - len(kept), -1)
+        if kept != current:  # over the token budget: keep what trim_history kept
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.delete(name)
+            pipe.rpush(name, *(entry.model_dump_json() for entry in kept))
+            pipe.expire(name, self.ttl)
+            await pipe.execute()
 
     async def get_vars(self, key: ConversationKey) -> dict[str, Any]:
         """All variables."""

@@ -80,6 +80,15 @@ async def test_trim_by_token_budget_counts_chinese_per_character(
     assert [e.content[0] for e in await store.history(KEY)] == ["乙", "丙"]
 
 
+async def test_an_entry_over_the_whole_budget_keeps_its_newest_part(
+        make_store: StoreFactory) -> None:
+    store = make_store(max_tokens=10)
+    await store.append(KEY, _user("旧"), _user("一二三四五六七八九十" * 3))
+    history = await store.history(KEY)
+    assert len(history) == 1  # not an empty history
+    assert history[0].content == ("一二三四五六七八九十" * 3)[-10:]
+
+
 async def test_trim_by_token_budget_keeps_ascii_that_fits(make_store: StoreFactory) -> None:
     store = make_store(max_tokens=25)
     for i in range(3):

@@ -298,6 +298,21 @@ async def test_error_hook_returning_falsy_reraises() -> None:
     assert len(seen) == 1
 
 
+async def test_a_failing_error_hook_does_not_hide_the_handler_error() -> None:
+    app = BotApp()
+
+    @app.message()
+    async def boom(ctx: TurnContext) -> None:
+        raise ValueError("the real error")
+
+    @app.error
+    async def broken(ctx: TurnContext, exc: BaseException) -> bool:
+        raise RuntimeError("hook bug")
+
+    with pytest.raises(ValueError, match="the real error"):
+        await _run(app, make_inbound("x"))
+
+
 async def test_unhandled_error_raises() -> None:
     app = BotApp()
 

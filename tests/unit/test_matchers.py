@@ -21,6 +21,10 @@ async def test_command_name_args_and_raw_args() -> None:
     assert found == CommandMatch("order", ("123", "express"), "123   express")
 
 
+async def test_command_accepts_the_full_width_slash() -> None:
+    assert _cmd("／order 42", "order") == CommandMatch("order", ("42",), "42")
+
+
 async def test_command_without_args() -> None:
     assert _cmd("/reset", "reset") == CommandMatch("reset", (), "")
 
