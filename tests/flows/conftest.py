@@ -13,6 +13,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import Field
 from redis.asyncio import Redis
 
 from botcore.app import BotApp
@@ -34,8 +35,8 @@ class FakeToolModel(BaseChatModel):
     """
 
     script: list[Any]
-    calls: list[list[BaseMessage]] = []
-    bound: list[list[str]] = []
+    calls: list[list[BaseMessage]] = Field(default_factory=list)
+    bound: list[list[str]] = Field(default_factory=list)
 
     @property
     def _llm_type(self) -> str:

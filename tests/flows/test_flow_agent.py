@@ -64,7 +64,8 @@ async def test_state_changing_tool_waits_for_yes(harness: Any) -> None:
     model = fake_model(call("cancel_order", order_id="7"), "Cancelled order 7.")
     h = harness(model, app)
     question = await h.turn("cancel 7", AGENT)
-    assert "cancel_order" in question and "yes" in question
+    assert "cancel_order" in question
+    assert "yes" in question
     assert done == []
     assert await h.turn("是", AGENT) == "Cancelled order 7."
     assert done == ["7"]

@@ -55,5 +55,6 @@ async def test_handoff_survives_a_worker_restart(stack: BotStack) -> None:
         await client.post("/webhooks/web/cs", json=_msg("运费多少", "h3"))
         texts = await replies(2)
     assert texts[0] == HANDOFF_TEXT
-    assert texts[1].startswith(RETRIEVAL_ONLY) and "ship.md" in texts[1]
+    assert texts[1].startswith(RETRIEVAL_ONLY)
+    assert "ship.md" in texts[1]
     assert len(texts) == 2  # the relayed message was never answered by the bot
