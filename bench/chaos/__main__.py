@@ -1,0 +1,211 @@
+"""``python -m bench.chaos``: kill workers while messages flow; count lost/dup/reordered.
+
+Durable run: N messages over C web-chat conversations POSTed to the real webhook route
+(uvicorn, loopback), 2 ``botcore worker -c 2`` processes, one worker's whole process group
+SIGKILLed every ``--kill-every`` s and restarted. Baseline in the same run: one Celery task
+per message (acks_late + reject_on_worker_lost), same workers, same kills, tasks published
+directly (a naive webhook would only publish). Both are reconciled from the reply streams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from rich.console import Console
+from rich.table import Table
+
+from bench.chaos.naive import TASK
+from bench.chaos.naive import app as naive_app
+from bench.chaos.run import Killer, Outcome, reconcile, wait_replies
+from bench.common import Services, machine_info, post_all, write_settings
+from botcore.keys import KeyBuilder
+from botcore.message import ConversationKey
+from botcore.testing.stack import wait_until
+
+LEASE_TTL = 3.0
+SWEEP_INTERVAL = 0.5
+
+
+def _plan(messages: int, conversations: int) -> list[int]:
+    """How many messages each conversation gets (round robin)."""
+    return [messages // conversations + (c < messages % conversations)
+            for c in range(conversations)]
+
+
+def _outboxes(keys: KeyBuilder, bot_id: str, conversations: int) -> dict[str, str]:
+    return {f"c{c}": keys.web_outbox(ConversationKey(channel="web", bot_id=bot_id,
+                                                     chat_id=f"c{c}").id)
+            for c in range(conversations)}
+
+
+def _durable_config(services: Services) -> dict[str, Any]:
+    return {
+        "redis_url": services.redis_url,
+        "ingress": {"lease_ttl": LEASE_TTL, "schedule_ttl": 10.0,
+                    "sweep_interval": SWEEP_INTERVAL},
+        # The visibility timeout is task_time_limit + 60 s; the soft limit is limit - 15 s.
+        "worker": {"task_time_limit": 30},
+        "bots": {"chaos": {"channel": "web", "app": "bench.bots:chaos",
+                           "history_limit": 100_000}},
+    }
+
+
+async def _finish(redis: Redis, killer: Killer, outboxes: dict[str, str], plan: list[int],
+                  args: argparse.Namespace, started: float) -> Outcome:
+    """Wait for the replies (kills go on meanwhile), stop killing, settle, reconcile."""
+    outcome = Outcome(messages=sum(plan))
+    outcome.stopped_by = await wait_replies(redis, list(outboxes.values()), sum(plan),
+                                            stall=args.stall, limit=args.deadline)
+    outcome.elapsed = time.monotonic() - started
+    outcome.kills, outcome.skipped_kills = killer.kills, killer.skipped
+    killer.__exit__()
+    await asyncio.sleep(args.settle)  # a late duplicate would land within a lease period
+    return await reconcile(redis, outboxes, plan, outcome)
+
+
+async def run_durable(services: Services, args: argparse.Namespace,
+                      console: Console) -> Outcome:
+    """The botcore pipeline under kills."""
+    config = write_settings(services.workdir / "botcore.toml", _durable_config(services))
+    env = {"BENCH_CONFIG": str(config), "BENCH_REDIS_URL": services.redis_url}
+    port = services.start_uvicorn("bench.servers:botcore_app", env, "web.log")
+    keys = KeyBuilder(prefix="botcore")
+    redis = Redis.from_url(services.redis_url)
+    workers = [services.start_worker(config, 2) for _ in range(2)]
+
+    async def ready(worker: subprocess.Popen[bytes]) -> bool:
+        """The worker's sweeper wrote its heartbeat: its pool is up."""
+        return bool(await redis.exists(keys.worker_heartbeat(f"{socket.gethostname()}-"
+                                                             f"{worker.pid}")))
+
+    async def any_ready() -> bool:
+        return any([await ready(w) for w in workers])
+    await wait_until(any_ready, 60)
+    plan = _plan(args.messages, args.conversations)
+    outboxes = _outboxes(keys, "chaos", args.conversations)
+    console.print(f"durable: posting {sum(plan)} messages, kill every {args.kill_every} s")
+    started = time.monotonic()
+    with Killer(services, lambda: services.start_worker(config, 2), workers,
+                args.kill_every, ready) as killer:
+        errors = await post_all(port, "chaos", plan, args.concurrency)
+        console.print(f"durable: posted in {time.monotonic() - started:.1f} s "
+                      f"({errors} retried posts); waiting for replies")
+        outcome = await _finish(redis, killer, outboxes, plan, args, started)
+    log = (services.workdir / "worker.log").read_text(errors="replace")
+    outcome.reexecuted = max(0, log.count("turn started") - (outcome.replies
+                                                            - outcome.duplicated))
+    await redis.flushall()
+    await redis.aclose()
+    for worker in workers:
+        services.stop(worker)
+    return outcome
+
+
+def _start_naive(services: Services) -> Callable[[], Any]:
+    def start() -> Any:
+        return services.spawn([sys.executable, "-m", "celery", "-A", "bench.chaos.naive",
+                               "worker", "-Q", "naive", "-c", "2", "--without-gossip",
+                               "--without-mingle", "--without-heartbeat", "-l", "WARNING"],
+                              "naive.log", {"BENCH_REDIS_URL": services.redis_url})
+    return start
+
+
+async def run_naive(services: Services, args: argparse.Namespace,
+                    console: Console) -> Outcome:
+    """One Celery task per message under the same kills."""
+    naive_app.conf.broker_url = services.redis_url
+    keys = KeyBuilder(prefix="botcore")
+    redis = Redis.from_url(services.redis_url)
+    start = _start_naive(services)
+    workers = [start() for _ in range(2)]
+    plan = _plan(args.baseline_messages, args.conversations)
+    outboxes = _outboxes(keys, "naive", args.conversations)
+    console.print(f"baseline: publishing {sum(plan)} tasks, kill every {args.kill_every} s")
+    started = time.monotonic()
+    async def ready(worker: subprocess.Popen[bytes]) -> bool:
+        return True  # a bare Celery worker starts in about a second
+
+    with Killer(services, start, workers, args.kill_every, ready) as killer:
+        for seq in range(max(plan)):  # interleaved across conversations, in order within
+            for conv, key in enumerate(outboxes.values()):
+                if seq < plan[conv]:
+                    naive_app.send_task(TASK, args=[key, seq, "bench:naive:exec"],
+                                        queue="naive")
+        outcome = await _finish(redis, killer, outboxes, plan, args, started)
+    runs = [int(v) for v in (await redis.hgetall("bench:naive:exec")).values()]
+    outcome.reexecuted = sum(n - 1 for n in runs if n > 1)
+    await redis.flushall()
+    await redis.aclose()
+    for worker in workers:
+        services.stop(worker)
+    return outcome
+
+
+def _table(results: dict[str, Outcome]) -> Table:
+    table = Table(title="kill chaos: a worker's process group SIGKILLed periodically")
+    for col in ("run", "msgs", "kills", "skipped", "lost", "dup", "reordered", "re-exec", "time s",
+                "msg/s", "stopped by"):
+        table.add_column(col, justify="right")
+    for name, o in results.items():
+        table.add_row(name, str(o.messages), str(o.kills), str(o.skipped_kills), str(o.lost),
+                      str(o.duplicated),
+                      str(o.reordered), str(o.reexecuted), f"{o.elapsed:.1f}",
+                      f"{o.throughput:.0f}", o.stopped_by)
+    return table
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--baseline-messages", type=int, default=2_000)
+    parser.add_argument("--conversations", type=int, default=100)
+    parser.add_argument("--kill-every", type=float, default=2.0, help="seconds; 0: no kills")
+    parser.add_argument("--concurrency", type=int, default=32, help="POSTs in flight")
+    parser.add_argument("--deadline", type=float, default=300.0, help="max wait, seconds")
+    parser.add_argument("--stall", type=float, default=20.0,
+                        help="stop waiting after this long without a new reply")
+    parser.add_argument("--settle", type=float, default=LEASE_TTL + 2 * SWEEP_INTERVAL)
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="1,000 / 300 messages")
+    args = parser.parse_args()
+    if args.quick:
+        args.messages, args.baseline_messages, args.stall = 1_000, 300, 12.0
+    return args
+
+
+async def _main(args: argparse.Namespace, console: Console) -> dict[str, Outcome]:
+    results: dict[str, Outcome] = {}
+    with Services("chaos") as services:
+        if not args.no_baseline:
+            results["naive"] = await run_naive(services, args, console)
+        results["botcore"] = await run_durable(services, args,
+                                                                        console)
+    return results
+
+
+def main() -> None:
+    """Run the baseline, then the durable pipeline, and print both."""
+    args = _args()
+    console = Console(width=max(Console().width, 110))
+    console.print(machine_info())
+    results = asyncio.run(_main(args, console))
+    console.print(_table(results))
+    for name, outcome in results.items():
+        if outcome.lost_examples:
+            console.print(f"{name}: lost e.g. {', '.join(outcome.lost_examples[:5])}")
+    durable = results["botcore"]
+    goal = durable.lost == durable.duplicated == durable.reordered == 0
+    console.print(f"goal 0 lost / 0 dup / 0 reordered: {'met' if goal else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
