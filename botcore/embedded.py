@@ -62,7 +62,11 @@ def embedded_services(settings: Settings, *, config: Path | None = None,
         redis = RedisProcess(Path(settings.data_dir) / "redis").start()
         url = redis.url
         log.info("embedded redis started", url=url, dir=str(redis.data_dir))
-    worker = start_worker_process(url, config=config) if with_worker else None
+    # Qdrant's local mode allows one process per folder: without a Qdrant server the
+    # embedded worker runs one pool process, so retrieval never meets a locked folder.
+    concurrency = 1 if settings.kb.qdrant_url is None else None
+    worker = (start_worker_process(url, config=config, concurrency=concurrency)
+              if with_worker else None)
     try:
         yield url
     finally:

@@ -86,7 +86,7 @@ class GraphFlowRunner:
         self._fallbacks: list[BaseChatModel] = []
         self._model_built = False
         self._retrievers: dict[tuple[str, str], Any] = {}
-        self.desk = HandoffDesk(runtime.redis, runtime.keys, ttl=runtime.settings.sessions.ttl)
+        self.desk = HandoffDesk(runtime.redis, runtime.keys, ttl=runtime.settings.handoff.ttl)
         self.usage = TokenUsage(runtime.redis, runtime.keys)
 
     # building --------------------------------------------------------------------------
@@ -133,10 +133,9 @@ class GraphFlowRunner:
             return options.get("retriever")
         key = (ctx.bot.id, str(options["kb"]))
         if key not in self._retrievers:
-            from botcore.kb.settings import KBSettings
             from botcore.retrieval import make_retriever
 
-            kb_settings = getattr(self.runtime.settings, "kb", None) or KBSettings()
+            kb_settings = self.runtime.settings.kb
             self._retrievers[key] = make_retriever(
                 kb_settings.resolve(self.runtime.settings.data_dir), key[1],
                 tenant=str(options.get("tenant", "default")), bot=ctx.bot.id)

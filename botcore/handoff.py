@@ -30,10 +30,10 @@ __all__ = ["HandoffDesk", "handoff_key", "handoff_router"]
 
 
 def handoff_key(keys: KeyBuilder, *parts: str) -> str:
-    """Handoff key names (a ``KeyBuilder`` family to add): conversation ids hash-tagged."""
+    """Handoff key names (``KeyBuilder.handoff`` / ``handoff_open``)."""
     if parts[0] == "open":
-        return f"{keys.prefix}:handoff:open:{parts[1]}"
-    return ":".join([f"{keys.prefix}:handoff:{{{parts[0]}}}", *parts[1:]])
+        return keys.handoff_open(parts[1])
+    return keys.handoff(parts[0], *parts[1:])
 
 
 def _s(value: Any) -> str:

@@ -88,6 +88,29 @@ class KeyBuilder:
         """Short-lived state an adapter keeps between callbacks (e.g. WeCom AI-bot streams)."""
         return f"{self.prefix}:chan:{channel}:{bot_id}:{name}"
 
+    # flows ---------------------------------------------------------------------------
+    def checkpoint(self, thread_id: str, *parts: str) -> str:
+        """LangGraph checkpoints of one thread (the conversation id)."""
+        return ":".join([self._conv("ckpt", thread_id), *parts])
+
+    def handoff(self, conversation_id: str, *parts: str) -> str:
+        """A conversation handed to a human agent (state, ``log``)."""
+        return ":".join([self._conv("handoff", conversation_id), *parts])
+
+    def handoff_open(self, bot_id: str) -> str:
+        """The set of a bot's conversations waiting for or held by a human agent."""
+        return f"{self.prefix}:handoff:open:{bot_id}"
+
+    def usage(self, scope: str, ident: str) -> str:
+        """Token usage of a bot (``scope="bot"``) or a conversation (``"conv"``)."""
+        if scope == "conv":
+            return self._conv("usage:conv", ident)
+        return f"{self.prefix}:usage:{scope}:{ident}"
+
+    def feedback(self, bot_id: str, conversation_id: str, message_id: str) -> str:
+        """A user's rating of one answer."""
+        return f"{self.prefix}:feedback:{bot_id}:{{{conversation_id}}}:{message_id}"
+
     # web chat --------------------------------------------------------------------------
     def web_outbox(self, conversation_id: str) -> str:
         """The web chat's reply stream (a Redis stream the browser reads through SSE)."""

@@ -71,8 +71,7 @@ def make_chat_model(settings: LLMSettings) -> BaseChatModel | None:
 def make_fallback_models(settings: LLMSettings) -> list[BaseChatModel]:
     """Models from ``llm.fallbacks`` (a list of LLM settings tables), in order."""
     found: list[BaseChatModel] = []
-    for entry in getattr(settings, "fallbacks", None) or []:
-        fallback = entry if isinstance(entry, LLMSettings) else LLMSettings.model_validate(entry)
+    for fallback in settings.fallbacks:
         model = make_chat_model(fallback)
         if model is not None:
             found.append(model)
@@ -80,13 +79,8 @@ def make_fallback_models(settings: LLMSettings) -> list[BaseChatModel]:
 
 
 def usage_key(keys: KeyBuilder, scope: str, ident: str) -> str:
-    """Token usage hash of a bot (``scope="bot"``) or a conversation (``"conv"``).
-
-    Built on ``keys.prefix`` until KeyBuilder gains a ``usage`` family.
-    """
-    if scope == "conv":
-        return f"{keys.prefix}:usage:conv:{{{ident}}}"
-    return f"{keys.prefix}:usage:{scope}:{ident}"
+    """Token usage hash of a bot (``scope="bot"``) or a conversation (``"conv"``)."""
+    return keys.usage(scope, ident)
 
 
 class TokenUsage:

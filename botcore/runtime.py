@@ -91,7 +91,9 @@ class Runtime:
             adapter_cls = load_adapter_class(bot.channel)
             runtime.adapters[bot_id] = adapter_cls(bot, deps)  # type: ignore[call-arg]
             runtime.apps[bot_id] = load_bot_app(bot)
-            if bot.channel != "web":  # every bot is also reachable from the web and the API
+            # A bot of another channel is reachable from the web chat, the widget and the
+            # OpenAI API only when asked for: a [bots.<id>.web] table or api_keys.
+            if bot.channel != "web" and (bot.web or bot.api_keys):
                 front = BotConfig(id=bot_id, channel="web", app=bot.app, name=bot.name,
                                   **bot.web)
                 runtime.web_fronts[bot_id] = web_cls(front, deps)  # type: ignore[call-arg]

@@ -31,9 +31,11 @@ from pydantic_settings import (
 )
 
 from botcore.errors import ConfigError
+from botcore.kb.settings import KBSettings
 
 __all__ = [
     "BotConfig",
+    "HandoffSettings",
     "IngressSettings",
     "LLMSettings",
     "SessionSettings",
@@ -97,6 +99,19 @@ class LLMSettings(BaseModel):
     temperature: float = 0.3
     timeout: float = 60.0
     max_retries: int = 2
+    fallbacks: list[LLMSettings] = Field(
+        default_factory=list,
+        description="[[llm.fallbacks]] tables, tried in order when the model fails")
+
+
+class HandoffSettings(BaseModel):
+    """Human handoff: the agents' API (``/handoff/...``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: SecretStr | None = Field(None, description="Bearer key of the agents' API; "
+                                      "empty: the routes stay closed")
+    ttl: int = Field(7 * 86_400, ge=60, description="seconds a handoff state is kept")
 
 
 class BotConfig(BaseModel):
@@ -114,8 +129,8 @@ class BotConfig(BaseModel):
         description="Bearer keys for the OpenAI-compatible API (/v1); empty: API closed")
     web: dict[str, Any] = Field(
         default_factory=dict,
-        description="web-chat options (access_key, allowed_origins) for the widget and the "
-                    "API of a bot whose channel is not 'web'")
+        description="web-chat options (access_key, allowed_origins) that open a bot of "
+                    "another channel to the web chat and the widget")
 
     @field_validator("app")
     @classmethod
@@ -163,10 +178,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
     key_prefix: str = "botcore"
+    answer_timeout: float = Field(120.0, gt=0, description="seconds the OpenAI-compatible "
+                                  "API waits for a bot's answer before answering 504")
     ingress: IngressSettings = IngressSettings()
     worker: WorkerSettings = WorkerSettings()
     sessions: SessionSettings = SessionSettings()
     llm: LLMSettings = LLMSettings()
+    kb: KBSettings = KBSettings()
+    handoff: HandoffSettings = HandoffSettings()
     bots: dict[str, BotConfig] = Field(default_factory=dict)
 
     @field_validator("bots")

@@ -43,8 +43,8 @@ _SEP = "\x00"
 
 
 def checkpoint_key(keys: KeyBuilder, thread_id: str, *parts: str) -> str:
-    """The one place checkpoint key names are built (a ``KeyBuilder`` family to add)."""
-    return ":".join([f"{keys.prefix}:ckpt:{{{thread_id}}}", *parts])
+    """Checkpoint key names (``KeyBuilder.checkpoint``)."""
+    return keys.checkpoint(thread_id, *parts)
 
 
 def _s(value: bytes | str) -> str:

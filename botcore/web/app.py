@@ -60,7 +60,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None,
     app = FastAPI(title="botcore", version=_version(), lifespan=lifespan)
     app.include_router(build_webhook_router())
     app.include_router(build_health_router())
-    _include_optional_routers(app)
+    _include_routers(app, settings)
     return app
 
 
@@ -75,10 +75,17 @@ def _start_listeners(runtime: Runtime, ingress: Ingress) -> list[asyncio.Task[An
     return tasks
 
 
-def _include_optional_routers(app: FastAPI) -> None:
+def _include_routers(app: FastAPI, settings: Settings) -> None:
+    from botcore.handoff import handoff_router
     from botcore.web.chat import build_chat_router
+    from botcore.web.openai_api import build_openai_router
+    from botcore.web.widget import build_widget_router
 
     app.include_router(build_chat_router())
+    app.include_router(build_openai_router(timeout=settings.answer_timeout))
+    app.include_router(build_widget_router())
+    key = settings.handoff.api_key
+    app.include_router(handoff_router(key.get_secret_value() if key else None))
 
 
 def _version() -> str:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
+from botcore.errors import ConfigError
 from botcore.webchat import KEY_HEADER, WebChatAdapter, web_conversation
 
 if TYPE_CHECKING:
@@ -82,9 +83,12 @@ def _runtime(request: Request) -> Runtime:
 def _web_bots(runtime: Runtime) -> dict[str, WebChatAdapter]:
     """The bots served by the web chat, in settings order."""
     found: dict[str, WebChatAdapter] = {}
-    for bot_id, bot in runtime.settings.bots.items():
-        adapter = runtime.adapters.get(bot_id)
-        if bot.channel == "web" and isinstance(adapter, WebChatAdapter):
+    for bot_id in runtime.settings.bots:
+        try:
+            adapter = runtime.adapter_for(bot_id, "web")  # its own, or its web front
+        except ConfigError:
+            continue
+        if isinstance(adapter, WebChatAdapter):
             found[bot_id] = adapter
     return found
 

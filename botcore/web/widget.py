@@ -97,8 +97,7 @@ def origin_allowed(headers: Mapping[str, str], allowed: list[str]) -> bool:
 def feedback_key(request: Request, bot_id: str, conversation_id: str, message_id: str) -> str:
     """Where one rating is stored (the web channel's state family of the key builder)."""
     runtime: Runtime = request.app.state.runtime
-    return runtime.keys.channel_state("web", bot_id,
-                                      f"feedback:{conversation_id}:{message_id}")
+    return runtime.keys.feedback(bot_id, conversation_id, message_id)
 
 
 async def _script() -> Response:

@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
+from botcore.redis_server import free_port
 from botcore.testing.stack import BotStack
-from tests.openai.live_server import free_port, running_stack, serve
+from tests.openai.live_server import running_stack, serve
 
 pytestmark = pytest.mark.integration
 
@@ -104,9 +105,13 @@ def test_streamed_markdown_answer_is_shown_safely(host: str, botcore: tuple[BotS
     stack = botcore[0]
     client = redis_sync.Redis.from_url(stack.redis_url)
     try:
-        pattern = stack.keys.channel_state("web", "mem", f"feedback:{conv}:*")
-        page.wait_for_timeout(300)
-        stored = [json.loads(client.get(k) or b"{}") for k in client.scan_iter(match=pattern)]
+        pattern = stack.keys.feedback("mem", conv, "*")
+        for _ in range(100):  # the click's POST is asynchronous: poll up to ~5 s
+            stored = [json.loads(client.get(k) or b"{}")
+                      for k in client.scan_iter(match=pattern)]
+            if stored:
+                break
+            page.wait_for_timeout(50)
         assert [s["rating"] for s in stored] == ["up"]
         assert 0 < client.ttl(next(iter(client.scan_iter(match=pattern)))) <= 90 * 86_400
 
