@@ -15,7 +15,13 @@ fields, never on message text::
     ├── IngressError                          the durable write failed (→ 503, platform retries)
     ├── DispatchError                         no handler, bad handler registration
     ├── FlowError(flow)                       a flow failed or is unknown
-    └── SessionError                          the session store failed
+    ├── SessionError                          the session store failed
+    └── KnowledgeBaseError                    (botcore.kb.errors) a knowledge-base operation
+        ├── IngestError(source, reason)       one file or query could not be ingested
+        ├── EmbeddingError                    the embedding model or API failed
+        └── StoreError                        Qdrant refused, unreachable or locked
+
+Each adapter subclasses these for its platform (``FeishuApiError(ChannelApiError)``...).
 """
 
 from __future__ import annotations
