@@ -121,6 +121,10 @@ class KeyBuilder:
         """A live worker's heartbeat (what ``/readyz`` looks for)."""
         return f"{self.prefix}:worker:{worker_id}"
 
+    def metrics(self) -> str:
+        """Counters the workers add to (turns, failures, dead letters)."""
+        return f"{self.prefix}:metrics:workers"
+
     def worker_pattern(self) -> str:
         """Match every worker heartbeat key."""
         return f"{self.prefix}:worker:*"

@@ -19,6 +19,7 @@ import structlog
 from pydantic import ValidationError
 
 from botcore.ingress.inbox import Envelope, Inbox
+from botcore.metrics import record_drain
 from botcore.sessions import Lease
 from botcore.sessions.redis import acquire_lease
 from botcore.settings import IngressSettings
@@ -87,6 +88,8 @@ class Drainer:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
+            await record_drain(redis, keys, turns=stats.turns, failures=stats.failures,
+                               dead_letters=stats.dead_letters)
         return stats
 
     async def _keep_renewing(self, lease: Lease, stats: DrainStats) -> None:

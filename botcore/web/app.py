@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI
 
 from botcore.ingress.inbox import Inbox
+from botcore.metrics import WebMetrics
 from botcore.queue import CeleryEnqueuer, Enqueuer
 from botcore.queue.celery_app import make_celery
 from botcore.runtime import Runtime
@@ -46,6 +47,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None,
         queue = enqueuer or CeleryEnqueuer(make_celery(settings, str(url)),
                                            settings.worker.queue)
         app.state.runtime = runtime
+        app.state.metrics = WebMetrics()
         app.state.ingress = Ingress(inbox, queue)
         listeners = _start_listeners(runtime, app.state.ingress) if listen else []
         gc.collect()

@@ -1,10 +1,12 @@
-"""``/healthz`` (the process is alive) and ``/readyz`` (Redis and a worker are reachable)."""
+"""``/healthz`` (alive), ``/readyz`` (Redis and a worker reachable), ``/metrics``."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from botcore.metrics import WebMetrics
 from botcore.runtime import Runtime
 
 __all__ = ["build_health_router"]
@@ -34,5 +36,12 @@ def build_health_router() -> APIRouter:
         ready = all(value == "ok" for value in checks.values())
         return JSONResponse(status_code=200 if ready else 503,
                             content={"status": "ready" if ready else "not ready", **checks})
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        registry: WebMetrics = request.app.state.metrics
+        body = await registry.render(runtime.redis, runtime.keys)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -17,6 +17,7 @@ from botcore.channel import Accepted, Challenge, Rejected, WebhookOutcome, Webho
 from botcore.errors import ConfigError, IngressError, SignatureError
 from botcore.ingress.inbox import Inbox
 from botcore.message import InboundMessage
+from botcore.metrics import WebMetrics
 from botcore.queue import Enqueuer
 from botcore.runtime import Runtime
 
@@ -79,34 +80,44 @@ def build_webhook_router() -> APIRouter:
     @router.api_route("/webhooks/{channel}/{bot_id}", methods=["GET", "POST"],
                       include_in_schema=True, summary="Platform callback")
     async def webhook(channel: str, bot_id: str, request: Request) -> Response:
-        runtime: Runtime = request.app.state.runtime
-        ingress: Ingress = request.app.state.ingress
-        try:
-            adapter = runtime.adapter_for(bot_id, channel)
-        except ConfigError:
-            return _unknown_bot(channel, bot_id)
         started = time.perf_counter()
-        body = await _read_capped(request, runtime.settings.ingress.max_body_bytes)
-        if body is None:
-            return JSONResponse(status_code=413, content={"error": "body too large"})
-        outcome = await _handle(adapter, request, body, bot_id)
-        if isinstance(outcome, Rejected):
-            log.info("webhook rejected", bot=bot_id, status=outcome.status,
-                     reason=outcome.reason)
-            return JSONResponse(status_code=outcome.status, content={"error": outcome.reason})
-        if isinstance(outcome, Accepted):
-            try:
-                for message in outcome.messages:
-                    await ingress.ingest(message)
-            except IngressError as exc:
-                log.error("durable write failed; answering 503", bot=bot_id, error=str(exc))
-                return JSONResponse(status_code=503, content={
-                    "error": "temporarily unable to store the message; retry"})
-            log.debug("webhook accepted", bot=bot_id, messages=len(outcome.messages),
-                      ms=round((time.perf_counter() - started) * 1000, 2))
-        return _respond(outcome)
+        response, outcome = await _process(channel, bot_id, request)
+        metrics: WebMetrics | None = getattr(request.app.state, "metrics", None)
+        if metrics is not None:  # unknown channels share one label: bounded cardinality
+            label = "unknown" if outcome == "unknown_bot" else channel
+            metrics.webhooks.labels(channel=label, outcome=outcome).inc()
+            metrics.latency.labels(channel=label).observe(time.perf_counter() - started)
+        return response
 
     return router
+
+
+async def _process(channel: str, bot_id: str, request: Request) -> tuple[Response, str]:
+    """Verify, parse, store; the response and a short outcome label for the metrics."""
+    runtime: Runtime = request.app.state.runtime
+    ingress: Ingress = request.app.state.ingress
+    try:
+        adapter = runtime.adapter_for(bot_id, channel)
+    except ConfigError:
+        return _unknown_bot(channel, bot_id), "unknown_bot"
+    body = await _read_capped(request, runtime.settings.ingress.max_body_bytes)
+    if body is None:
+        return JSONResponse(status_code=413, content={"error": "body too large"}), "too_large"
+    outcome = await _handle(adapter, request, body, bot_id)
+    if isinstance(outcome, Rejected):
+        log.info("webhook rejected", bot=bot_id, status=outcome.status, reason=outcome.reason)
+        return (JSONResponse(status_code=outcome.status, content={"error": outcome.reason}),
+                "rejected")
+    if isinstance(outcome, Challenge):
+        return _respond(outcome), "challenge"
+    try:
+        fresh = [await ingress.ingest(message) for message in outcome.messages]
+    except IngressError as exc:
+        log.error("durable write failed; answering 503", bot=bot_id, error=str(exc))
+        return JSONResponse(status_code=503, content={
+            "error": "temporarily unable to store the message; retry"}), "unavailable"
+    label = "accepted" if any(fresh) else ("duplicate" if fresh else "ignored")
+    return _respond(outcome), label
 
 
 async def _handle(adapter: object, request: Request, body: bytes,

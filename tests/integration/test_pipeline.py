@@ -112,3 +112,27 @@ async def test_messages_wait_for_a_worker_and_are_not_lost(stack: BotStack) -> N
         stack.start_worker()  # no worker was running when they arrived
         texts = await _replies(stack, "c-late", 5)
     assert texts == [f"echo: w{i}" for i in range(5)]
+
+
+async def test_metrics_count_webhooks_and_worker_turns(stack: BotStack) -> None:
+    stack.start_worker()
+    async with stack.client() as client:
+        await client.post("/webhooks/web/p", json=_msg("c-met", "one", "m1"))
+        await client.post("/webhooks/web/p", json=_msg("c-met", "one", "m1"))  # redelivery
+        await client.post("/webhooks/web/p", json=_msg("c-met", "boom", "m2"))
+        await client.post("/webhooks/web/nope", json=_msg("c-met", "x", "m3"))
+        await _replies(stack, "c-met", 2)
+        body = ""
+
+        async def drains_reported() -> bool:  # workers report when their drain ends
+            nonlocal body
+            body = (await client.get("/metrics")).text
+            return 'botcore_worker_events{event="dead_letters"} 1.0' in body
+        await wait_until(drains_reported, 10)
+    assert 'botcore_webhook_requests_total{channel="web",outcome="accepted"} 2.0' in body
+    assert 'botcore_webhook_requests_total{channel="web",outcome="duplicate"} 1.0' in body
+    assert 'botcore_webhook_requests_total{channel="unknown",outcome="unknown_bot"} 1.0' in body
+    assert 'botcore_worker_events{event="turns"} 1.0' in body
+    assert 'botcore_worker_events{event="dead_letters"} 1.0' in body
+    assert 'botcore_worker_events{event="turn_failures"} 2.0' in body
+    assert "botcore_dead_letters 1.0" in body
