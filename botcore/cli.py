@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -80,6 +81,9 @@ def serve(config: ConfigOpt = None,
 
     settings = _settings(config, host=host, port=port)
     configure_logging(settings.log_level, settings.log_json)
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; turn it into SystemExit
+    # so that the embedded worker and Redis below are stopped too (in that order).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     embedded = worker and not settings.redis_url
     try:
         with embedded_services(settings, config=config, with_worker=embedded) as url:
@@ -91,6 +95,10 @@ def serve(config: ConfigOpt = None,
     except ConfigError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def worker(config: ConfigOpt = None,

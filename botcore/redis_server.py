@@ -77,8 +77,10 @@ class RedisProcess:
             "--protected-mode", "yes", "--maxmemory-policy", "noeviction",
             "--loglevel", "warning",
         ]
+        # Its own session: a Ctrl-C in the terminal must not stop Redis before the worker
+        # has finished its warm shutdown; whoever started it stops it, last.
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE)
+                                        stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
