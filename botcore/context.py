@@ -12,7 +12,7 @@ import structlog
 
 from botcore.channel import MessageStream
 from botcore.matchers import CommandMatch
-from botcore.message import InboundMessage, OutboundMessage, Segment, SendResult
+from botcore.message import Citation, InboundMessage, OutboundMessage, Segment, SendResult
 from botcore.sessions import Session
 from botcore.settings import BotConfig
 
@@ -41,11 +41,19 @@ class FlowRunner(Protocol):
 
 
 class TurnStream:
-    """An answer written while it is produced (``async with ctx.stream() as out``)."""
+    """An answer written while it is produced (``async with ctx.stream() as out``).
 
-    def __init__(self, ctx: TurnContext, stream: MessageStream) -> None:
+    Attributes:
+        text: the answer so far.
+        citations: the sources given to :meth:`TurnContext.stream`; the channel shows them
+            with the final answer (they travel on the stream's template message).
+    """
+
+    def __init__(self, ctx: TurnContext, stream: MessageStream,
+                 citations: tuple[Citation, ...] = ()) -> None:
         self._ctx = ctx
         self._stream = stream
+        self.citations = citations
         self.text = ""
         self.finished = False
 
@@ -121,18 +129,21 @@ class TurnContext:
 
     def _outbound(self, text: str, fmt: Literal["text", "markdown"],
                   attachments: Sequence[Segment] = (), card: dict[str, Any] | None = None,
-                  buttons: Sequence[tuple[str, str]] = ()) -> OutboundMessage:
+                  buttons: Sequence[tuple[str, str]] = (),
+                  citations: Sequence[Citation] = ()) -> OutboundMessage:
         self._index += 1
         return OutboundMessage(
             conversation=self.message.conversation, text=text, format=fmt,
             attachments=tuple(attachments), card=card, buttons=tuple(buttons),
             reply_to=self.message.message_id, context=self.message.platform,
             idempotency_key=OutboundMessage.make_key(self.message.dedupe_key, self._index),
+            citations=tuple(citations),
         )
 
     async def reply(self, text: str = "", *, format: Literal["text", "markdown"] = "text",
                     attachments: Sequence[Segment] = (), card: dict[str, Any] | None = None,
-                    buttons: Sequence[tuple[str, str]] = ()) -> SendResult:
+                    buttons: Sequence[tuple[str, str]] = (),
+                    citations: Sequence[Citation] = ()) -> SendResult:
         """Answer in this conversation. Sent at most once, even if the turn is re-run.
 
         Args:
@@ -141,22 +152,32 @@ class TurnContext:
             attachments: images or files (``Segment(type="image", url=...)``).
             card: a channel-specific card payload.
             buttons: ``(label, value)`` pairs; a press comes back as a ``card_action`` event.
+            citations: the answer's sources; channels that can (web, the OpenAI API) list
+                them under the answer, the others ignore them.
         """
         result = await self.replier.send(
-            self._outbound(text, format, attachments, card, buttons))
+            self._outbound(text, format, attachments, card, buttons, citations))
         self.replies.append(text)
         return result
 
-    async def stream(self, *, format: Literal["text", "markdown"] = "markdown") -> TurnStream:
+    async def stream(self, *, format: Literal["text", "markdown"] = "markdown",
+                     citations: Sequence[Citation] = ()) -> TurnStream:
         """Start an answer that is shown while it is written.
+
+        Args:
+            format: ``markdown`` (default) where the channel renders it.
+            citations: the answer's sources, shown with the final answer where the channel
+                can. They are known before the text (retrieval comes first), so they are
+                given here, on the message the stream is opened with.
 
         Example:
             >>> async with await ctx.stream() as out:     # doctest: +SKIP
             ...     async for token in tokens:
             ...         await out.write(token)
         """
-        stream = await self.replier.open_stream(self._outbound("", format))
-        return TurnStream(self, stream)
+        found = tuple(citations)
+        stream = await self.replier.open_stream(self._outbound("", format, citations=found))
+        return TurnStream(self, stream, found)
 
     async def flow(self, name: str | None = None, **options: Any) -> str:
         """Run a flow (default: the app's default flow); returns its answer."""

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "ChannelId",
     "ChatType",
+    "Citation",
     "ConversationKey",
     "InboundMessage",
     "OutboundMessage",
@@ -162,6 +163,27 @@ class InboundMessage(BaseModel):
         return self.chat_type == "group"
 
 
+class Citation(BaseModel):
+    """A source an answer is based on (a retrieved passage's document).
+
+    Channels that can show sources apart from the text (the web chat, the OpenAI API) list
+    them under the answer; the others may ignore them (RAG answers also name their sources in
+    the text).
+
+    Example:
+        >>> Citation(title="Returns", source="policy.md", page=3).model_dump(exclude_none=True)
+        {'title': 'Returns', 'source': 'policy.md', 'page': 3}
+    """
+
+    model_config = _FROZEN
+
+    title: str
+    source: str
+    url: str | None = None
+    page: int | None = None
+    heading: str | None = None
+
+
 class OutboundMessage(BaseModel):
     """A reply or a notification to send through a channel.
 
@@ -170,6 +192,7 @@ class OutboundMessage(BaseModel):
             ``sent:`` record elsewhere). Built from the inbound event and the reply's index.
         reply_to: the inbound message being answered, when the platform can quote it.
         context: the inbound message's ``platform`` data (session webhook, response URL...).
+        citations: the sources of the answer, best first (optional; channels may ignore it).
     """
 
     model_config = _FROZEN
@@ -183,6 +206,7 @@ class OutboundMessage(BaseModel):
     reply_to: str | None = None
     idempotency_key: str = ""
     context: Mapping[str, Any] = Field(default_factory=dict)
+    citations: tuple[Citation, ...] = ()
 
     @staticmethod
     def make_key(event_id: str, index: int) -> str:
