@@ -22,6 +22,7 @@ from botcore.errors import FlowError
 from botcore.flowapi import FlowContext, ModelUnavailable, Pause
 from botcore.handoff import HandoffDesk
 from botcore.llm import TokenUsage, make_chat_model, make_fallback_models, make_model_call
+from botcore.message import Citation
 from botcore.prompts import chain_prompts
 from botcore.sessions import trim_history
 
@@ -45,25 +46,53 @@ def history_messages(entries: list[Any]) -> list[BaseMessage]:
 
 
 class _LazyStream:
-    """Opens the turn's stream on the first visible text, so a silent turn sends nothing."""
+    """Opens the turn's stream on the first visible text, so a silent turn sends nothing.
+
+    ``citations`` are put on the message the stream is opened with: the runner sets them
+    from the flow's state updates, which come before the answer's text (RAG retrieves first).
+    """
 
     def __init__(self, ctx: TurnContext) -> None:
         self.ctx = ctx
         self.out: TurnStream | None = None
+        self.citations: tuple[Citation, ...] = ()
 
     async def write(self, delta: str) -> None:
         if delta:
             if self.out is None:
-                self.out = await self.ctx.stream()
+                self.out = await self.ctx.stream(citations=self.citations)
             await self.out.write(delta)
 
     async def finish(self, answer: str) -> None:
         if self.out is None and not answer:
             return
         if self.out is None:
-            self.out = await self.ctx.stream()
+            self.out = await self.ctx.stream(citations=self.citations)
+        elif self.out.citations != self.citations:
+            self.ctx.log.warning("citations came after the answer started; not shown",
+                                 count=len(self.citations))
         await self.out.set(answer)
         await self.out.finish()
+
+
+async def _invoke(graph: Any, payload: Any, config: dict[str, Any], context: FlowContext,
+                  out: _LazyStream) -> dict[str, Any]:
+    """``graph.ainvoke``, watching node updates: their ``citations`` reach ``out`` before
+    the next node writes the answer."""
+    latest: dict[str, Any] = {}
+    interrupts: list[Any] = []
+    async for mode, chunk in graph.astream(payload, config, context=context,
+                                           stream_mode=["updates", "values"]):
+        if mode == "values":
+            latest = chunk
+            continue
+        for node, update in chunk.items():
+            if node == "__interrupt__":
+                interrupts.extend(update)
+            elif isinstance(update, dict) and "citations" in update:
+                out.citations = tuple(Citation.model_validate(c)
+                                      for c in update["citations"] or ())
+    return {**latest, "__interrupt__": interrupts} if interrupts else latest
 
 
 def _pause_of(result: Any) -> Pause | None:
@@ -208,12 +237,13 @@ class GraphFlowRunner:
         payload: Any = Command(resume=resume) if paused is not None else await self._input(
             ctx, options)
         try:
-            result = await graph.ainvoke(payload, config, context=flow_ctx)
+            result = await _invoke(graph, payload, config, flow_ctx, out)
         except ModelUnavailable as exc:
             ctx.log.warning("model unavailable", error=str(exc))
             answer = str(options.get("apology") or ctx.app.apology
                          or self.runtime.settings.ingress.apology)
             await self._forget(graph, conv)
+            out.citations = ()  # the apology cites nothing
             await out.finish(answer)
             return answer
         pause = _pause_of(result)
@@ -222,6 +252,7 @@ class GraphFlowRunner:
             await self._forget(graph, conv)
         else:
             answer = pause["text"]
+            out.citations = ()
             if pause["kind"] == "handoff":
                 await self.desk.open(ctx.message, reason=str(result.get("intent", "")))
         await out.finish(answer)

@@ -14,10 +14,11 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from botcore.flowapi import DONT_KNOW, FlowContext, last_user_text
+from botcore.message import Citation
 from botcore.prompts import PromptRequest
 from flows.state import FlowState
 
-__all__ = ["RETRIEVAL_ONLY", "SYSTEM", "add_rag_nodes", "build_rag_graph"]
+__all__ = ["RETRIEVAL_ONLY", "SYSTEM", "add_rag_nodes", "build_rag_graph", "citation_of"]
 
 SYSTEM = ("Answer the user's question using only the reference material. Cite the passages "
           "you used as [1], [2]. If the material does not answer the question, say you don't "
@@ -26,16 +27,24 @@ RETRIEVAL_ONLY = ("（仅检索结果：未配置语言模型）以下是知识�
                   "(Retrieval only, no language model: the most relevant passages.)")
 
 
+def citation_of(p: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`~botcore.message.Citation` (as JSON) of a passage dict."""
+    source = str(p.get("source", ""))
+    url = source if source.startswith(("http://", "https://")) else None
+    return Citation(title=str(p.get("title") or source), source=source, url=url,
+                    page=p.get("page"), heading=p.get("heading") or None).model_dump()
+
+
 async def retrieve(state: FlowState, runtime: Runtime[FlowContext]) -> dict[str, Any]:
-    """Find passages for the user's latest message."""
+    """Find passages for the user's latest message; their citations go with the answer."""
     ctx = runtime.context
     query = last_user_text(state.get("messages", []))
     if ctx.retriever is None or not query.strip():
-        return {"passages": []}
+        return {"passages": [], "citations": []}
     found = await ctx.retriever.retrieve(query, k=int(ctx.options.get("k", 4)))
     floor = ctx.options.get("min_score")
-    kept = [p for p in found if floor is None or p.score >= float(floor)]
-    return {"passages": [p.model_dump() for p in kept]}
+    kept = [p.model_dump() for p in found if floor is None or p.score >= float(floor)]
+    return {"passages": kept, "citations": [citation_of(p) for p in kept]}
 
 
 def after_retrieve(state: FlowState, runtime: Runtime[FlowContext]) -> str:

@@ -17,6 +17,9 @@ class FlowState(TypedDict, total=False):
         messages: history, the user's message, model and tool messages.
         answer: what the user is told.
         passages: retrieved passages (``Passage.model_dump()``), best first.
+        citations: the answer's sources (``Citation.model_dump()``), numbered like the
+            ``[1]``, ``[2]`` of the answer. The runner puts those of this run's updates on
+            the answer, so set them before the answer's text is written (RAG: ``retrieve``).
         intent: the customer-service intent (faq, lookup, handoff, smalltalk).
         steps: model calls made by the agent loop in this turn.
         tool_errors: tool failures in this turn (the second one stops the loop).
@@ -27,6 +30,7 @@ class FlowState(TypedDict, total=False):
     messages: Annotated[list[BaseMessage], add_messages]
     answer: str
     passages: list[dict[str, Any]]
+    citations: list[dict[str, Any]]
     intent: str
     steps: int
     tool_errors: int
