@@ -10,7 +10,8 @@ Outbound, :meth:`WebChatAdapter.send` appends an event to the conversation's Red
 Events. Events are JSON-able dicts of strings:
 
 * ``{"type": "message", "id", "text", "format", "reply_to", "buttons"}``: one reply;
-  ``stream_id`` is added when it ends a stream;
+  ``stream_id`` is added when it ends a stream, ``citations`` (a JSON list of
+  :class:`~botcore.message.Citation` objects) when the answer has sources;
 * ``{"type": "delta", "stream_id", "text", "format"}``: the whole text so far of a stream.
 """
 
@@ -246,7 +247,8 @@ class WebChatAdapter:
         """Append a ``message`` event to the conversation's stream.
 
         Args:
-            message: the reply; ``text``, ``format``, ``reply_to`` and ``buttons`` are used.
+            message: the reply; ``text``, ``format``, ``reply_to``, ``buttons`` and
+                ``citations`` are used.
 
         Returns:
             SendResult whose ``message_id`` is the stream entry id (also the SSE event id).
@@ -258,7 +260,8 @@ class WebChatAdapter:
         """A stream that shows the answer while it is written (deltas, then the final text).
 
         Args:
-            message: the template reply (conversation, format, buttons, reply_to).
+            message: the template reply (conversation, format, buttons, reply_to,
+                citations: they go on the final ``message`` event).
         """
         return WebChatStream(self, message)
 
@@ -274,6 +277,10 @@ def _message_event(message: OutboundMessage, text: str, stream_id: str = "") -> 
     }
     if stream_id:
         event["stream_id"] = stream_id
+    if message.citations:
+        event["citations"] = json.dumps(
+            [c.model_dump(mode="json", exclude_none=True) for c in message.citations],
+            ensure_ascii=False)
     return event
 
 

@@ -130,13 +130,15 @@ async def _bots(request: Request) -> list[dict[str, Any]]:
 
 
 def _decode_entry(fields: dict[bytes, bytes]) -> dict[str, Any]:
-    """A stream entry as the JSON the page reads (``buttons`` parsed back to a list)."""
+    """A stream entry as the JSON the page reads (``buttons`` and ``citations`` parsed back
+    to lists)."""
     event: dict[str, Any] = {k.decode(): v.decode() for k, v in fields.items()}
-    if "buttons" in event:
-        try:
-            event["buttons"] = json.loads(event["buttons"])
-        except ValueError:
-            event["buttons"] = []
+    for name in ("buttons", "citations"):
+        if name in event:
+            try:
+                event[name] = json.loads(event[name])
+            except ValueError:
+                event[name] = []
     return event
 
 

@@ -15,6 +15,12 @@ Conversations:
   client's earlier ``user``/``assistant`` messages, so stateless clients keep their memory.
 
 ``system`` messages are ignored: the bot's own prompt plugins decide its persona.
+
+An answer with sources (a RAG answer) carries them in a non-standard ``citations`` field:
+on ``choices[0].message`` of a completion, on the ``delta`` of the last (``finish_reason``)
+chunk of a stream. Each is a :class:`~botcore.message.Citation` object (``title``,
+``source``, optional ``url``, ``page``, ``heading``). Clients that do not know the field
+ignore it.
 """
 
 from __future__ import annotations
@@ -212,6 +218,8 @@ class _Turn:
         self.start = start
         self.stream_ids = {OutboundMessage.make_key(message.dedupe_key, index)
                            for index in range(_MAX_STREAMS + 1)}
+        #: the answer's sources (set when its final message arrives)
+        self.citations: list[Any] = []
 
     async def events(self, redis: Redis, timeout: float) -> AsyncIterator[tuple[str, str]]:
         """Yield ``("delta", text so far)`` items, then one ``("message", text)``.
@@ -231,12 +239,22 @@ class _Turn:
                     fields = {k.decode(): v.decode() for k, v in raw.items()}
                     kind = fields.get("type")
                     if kind == "message" and fields.get("reply_to") == self.message.message_id:
+                        self.citations = _citations(fields.get("citations"))
                         yield "message", fields.get("text", "")
                         return
                     if kind == "delta" and fields.get("stream_id") in self.stream_ids:
                         yield "delta", fields.get("text", "")
         raise ApiError(504, f"no answer within {timeout:g} s; the bot's workers may be busy "
                        "or down", type_="timeout_error", code="timeout")
+
+
+def _citations(raw: str | None) -> list[Any]:
+    """The ``citations`` field of a message event, parsed (``[]`` when absent or bad)."""
+    try:
+        found = json.loads(raw) if raw else []
+    except ValueError:
+        return []
+    return found if isinstance(found, list) else []
 
 
 async def _start_turn(request: Request, body: _ChatRequest, key: str) -> _Turn:
@@ -283,17 +301,19 @@ async def _complete(request: Request, body: _ChatRequest, turn: _Turn,
     async for kind, text in turn.events(redis, timeout):
         if kind == "message":
             answer = text
+    message: dict[str, Any] = {"role": "assistant", "content": answer, "refusal": None}
+    if turn.citations:
+        message["citations"] = turn.citations
     return JSONResponse({
         "id": f"chatcmpl-{turn.message.event_id}", "object": "chat.completion",
         "created": int(time.time()), "model": body.model, "system_fingerprint": None,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer,
-                                             "refusal": None},
+        "choices": [{"index": 0, "message": message,
                      "logprobs": None, "finish_reason": "stop"}],
         "usage": _usage(body, answer),
     })
 
 
-def _chunk(turn: _Turn, body: _ChatRequest, delta: dict[str, str],
+def _chunk(turn: _Turn, body: _ChatRequest, delta: dict[str, Any],
            finish: str | None = None) -> bytes:
     payload = {
         "id": f"chatcmpl-{turn.message.event_id}", "object": "chat.completion.chunk",
@@ -319,7 +339,7 @@ async def _stream(request: Request, body: _ChatRequest, turn: _Turn,
     except ApiError as exc:  # the status line is gone: report it the way OpenAI does
         yield f"data: {json.dumps(exc.body)}\n\n".encode()
         return
-    yield _chunk(turn, body, {}, "stop")
+    yield _chunk(turn, body, {"citations": turn.citations} if turn.citations else {}, "stop")
     if body.stream_options is not None and body.stream_options.include_usage:
         usage = {"id": f"chatcmpl-{turn.message.event_id}", "object": "chat.completion.chunk",
                  "created": int(turn.message.timestamp), "model": body.model,
