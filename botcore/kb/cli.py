@@ -164,8 +164,7 @@ def delete(
     def job(resources: KBResources) -> None:
         repo = resources.repository(settings, kb, Scope(tenant, bot))
         if drop:
-            client, _ = resources.pool.get(settings)
-            client.delete_collection(repo.collection)
+            repo.drop_collection()
             console.print(f"dropped {repo.collection}")
         elif source:
             repo.delete_source(source)

@@ -57,7 +57,8 @@ class KBResources:
     def repository(self, settings: KBSettings, kb: str, scope: Scope) -> KBRepository:
         """A repository for knowledge base ``kb`` bound to ``scope``."""
         client, lock = self.pool.get(settings)
-        return KBRepository(client, collection_name(settings, kb), scope, lock)
+        index = self.pool.index(settings)
+        return KBRepository(client, collection_name(settings, kb), scope, lock, index)
 
     def close(self) -> None:
         """Close the Qdrant clients."""

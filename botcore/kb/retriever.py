@@ -77,8 +77,10 @@ class QdrantRetriever:
             return []
         dense, sparse = await self._encode(query)
         settings = self._settings
+        repo = self._repository()
+        search = repo.search if settings.local_index else repo.qdrant_search
         dense_hits, keyword_hits = await asyncio.to_thread(
-            self._repository().search, dense, sparse,
+            search, dense, sparse,
             limit=max(settings.candidates, k), min_score=settings.min_score,
         )
         keyword_hits = [h for h in keyword_hits if h.score > settings.keyword_min_score]

@@ -69,6 +69,9 @@ class KBSettings(BaseModel):
     bm25_k1: float = Field(1.2, gt=0)
     bm25_b: float = Field(0.75, ge=0, le=1)
     bm25_avg_len: float = Field(60.0, gt=0, description="typical tokens per chunk")
+    local_index: bool = Field(
+        True, description="local mode: search a process-local NumPy index, not Qdrant's scan"
+    )
 
     def resolve(self, data_dir: Path) -> KBSettings:
         """A copy whose ``data_path`` is set: ``<data_dir>/qdrant`` unless given.

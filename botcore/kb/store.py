@@ -7,7 +7,9 @@ read, count or delete another tenant's points, and no id ever comes from model o
 reads see its own points and the shared ones; writes and deletes touch exactly one scope.
 
 Qdrant's local mode (``QdrantClient(path=...)``) locks its folder: one client per folder per
-process, and no second process. :class:`ClientPool` keeps that one client per location.
+process, and no second process. :class:`ClientPool` keeps that one client per location, and
+in local mode a :class:`~botcore.kb.local_index.LocalIndex` that answers searches with NumPy;
+every write through a repository invalidates what it can have changed in that index.
 """
 
 from __future__ import annotations
@@ -16,20 +18,18 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from qdrant_client import QdrantClient, models
 
 from botcore.kb.errors import StoreError
+from botcore.kb.local_index import DENSE, SHARED_BOT, SPARSE, LocalIndex
 from botcore.kb.settings import KBSettings
 
 __all__ = ["SHARED_BOT", "ClientPool", "DocumentInfo", "KBRepository", "Scope", "collection_name"]
 
-SHARED_BOT = "*"
-DENSE = "dense"
-SPARSE = "bm25"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ID_NAMESPACE = uuid.UUID("0b5e3f3c-6a3e-4c57-9d38-6b6f7c6b6b61")
 
@@ -73,21 +73,35 @@ class ClientPool:
     """One Qdrant client per location, created on first use, closed by :meth:`close`.
 
     Local mode is not safe for concurrent calls from threads, so each local client comes with
-    a lock the repository holds around every call; a server client needs none.
+    a lock the repository holds around every call, and with its search index; a server client
+    needs neither.
     """
 
     _clients: dict[str, tuple[QdrantClient, threading.RLock | None]] = field(
         default_factory=dict
     )
+    _indexes: dict[str, LocalIndex] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, settings: KBSettings) -> tuple[QdrantClient, threading.RLock | None]:
         """The client (and its lock, local mode only) for ``settings``' location."""
+        return self._get(settings)[:2]
+
+    def index(self, settings: KBSettings) -> LocalIndex | None:
+        """The search index of ``settings``' local-mode client; None for a server."""
+        return self._get(settings)[2]
+
+    def _get(
+        self, settings: KBSettings
+    ) -> tuple[QdrantClient, threading.RLock | None, LocalIndex | None]:
         where = settings.qdrant_url or f"path:{settings.storage_path().resolve()}"
         with self._guard:
             if where not in self._clients:
-                self._clients[where] = _open(settings)
-            return self._clients[where]
+                client, lock = self._clients[where] = _open(settings)
+                if lock is not None:
+                    self._indexes[where] = LocalIndex(client)
+            client, lock = self._clients[where]
+            return client, lock, self._indexes.get(where)
 
     def close(self) -> None:
         """Close every client (releases local-mode folder locks)."""
@@ -95,6 +109,7 @@ class ClientPool:
             for client, _ in self._clients.values():
                 client.close()
             self._clients.clear()
+            self._indexes.clear()
 
 
 def _open(settings: KBSettings) -> tuple[QdrantClient, threading.RLock | None]:
@@ -120,16 +135,29 @@ class KBRepository:
         collection: the collection name (:func:`collection_name`).
         scope: tenant and bot; added to every filter.
         lock: held around every call (local mode), or None.
+        index: the local-mode search index (:mod:`botcore.kb.local_index`), or None.
     """
 
     def __init__(
         self, client: QdrantClient, collection: str, scope: Scope,
-        lock: threading.RLock | None = None,
+        lock: threading.RLock | None = None, index: LocalIndex | None = None,
     ) -> None:
         self._client = client
         self.collection = collection
         self.scope = scope
         self._lock = lock
+        self._index = index
+
+    @contextmanager
+    def _writing(self, *, everyone: bool = False) -> Iterator[None]:
+        """Hold the lock around a write; afterwards (even if it failed) invalidate the index."""
+        with self._guard():
+            try:
+                yield
+            finally:
+                if self._index is not None:
+                    writer = None if everyone else (self.scope.tenant, self.scope.bot)
+                    self._index.invalidate(self.collection, writer)
 
     def _guard(self) -> AbstractContextManager[Any]:
         return self._lock if self._lock is not None else nullcontext()
@@ -168,7 +196,8 @@ class KBRepository:
                         f"makes {dim}-d: re-ingest into a new knowledge base"
                     )
                 return
-            self._create(dim)
+            with self._writing(everyone=True):
+                self._create(dim)
 
     def _create(self, dim: int) -> None:
         self._client.create_collection(
@@ -197,7 +226,7 @@ class KBRepository:
                                              "bot": self.scope.bot}})
             for p in points
         ]
-        with self._guard():
+        with self._writing():
             self._client.upsert(self.collection, points=stamped, wait=True)
 
     def documents(self) -> list[DocumentInfo]:
@@ -254,14 +283,38 @@ class KBRepository:
     def _delete(self, flt: models.Filter) -> None:
         if not self.exists():
             return
-        with self._guard():
+        with self._writing():
             self._client.delete(self.collection, points_selector=models.FilterSelector(filter=flt))
+
+    def drop_collection(self) -> None:
+        """Drop the whole collection: **every tenant's** points."""
+        with self._writing(everyone=True):
+            self._client.delete_collection(self.collection)
 
     def search(
         self, dense: list[float] | None, sparse: models.SparseVector | None, *,
         limit: int, min_score: float | None = None,
     ) -> tuple[list[models.ScoredPoint], list[models.ScoredPoint]]:
-        """Dense and keyword hits within this scope's visible points, in one round trip."""
+        """Dense and keyword hits within this scope's visible points.
+
+        Local mode answers from the process-local index (same hits as Qdrant's search, far
+        faster); a server answers with :meth:`qdrant_search`.
+        """
+        if self._index is None:
+            return self.qdrant_search(dense, sparse, limit=limit, min_score=min_score)
+        with self._guard():
+            if not self._client.collection_exists(self.collection):
+                return [], []
+            return self._index.search(
+                self.collection, (self.scope.tenant, self.scope.bot), self._visible(),
+                dense=dense, sparse=sparse, limit=limit, min_score=min_score,
+            )
+
+    def qdrant_search(
+        self, dense: list[float] | None, sparse: models.SparseVector | None, *,
+        limit: int, min_score: float | None = None,
+    ) -> tuple[list[models.ScoredPoint], list[models.ScoredPoint]]:
+        """Dense and keyword hits by Qdrant's own search, in one round trip."""
         flt = self._visible()
         requests: list[models.QueryRequest] = []
         if dense is not None:
