@@ -3,11 +3,18 @@
 Flows that pause (a confirmation, a human handoff) are compiled with the Redis checkpointer
 (entry point group ``botcore.checkpointers``, default ``flows.checkpoint:RedisSaver``); the
 thread id is the conversation key, so a paused flow resumes on any worker, after restarts.
+
+A flow's ``mcp`` option names MCP servers (langchain-mcp-adapters connections, plus botcore's
+``confirm`` and ``timeout`` keys); their tools are loaded once per process and added to the
+bot's own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import json
+from collections.abc import Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["GraphFlowRunner", "history_messages"]
 
 DEFAULT_CHECKPOINTER = "flows.checkpoint:RedisSaver"
+#: Seconds to list an MCP server's tools before giving up for this turn.
+MCP_LOAD_TIMEOUT = 30.0
 
 
 def history_messages(entries: list[Any]) -> list[BaseMessage]:
@@ -105,6 +114,76 @@ def _pause_of(result: Any) -> Pause | None:
     return Pause(kind="confirm", text=str(value))
 
 
+def _mcp_connections(servers: Mapping[str, Any], flow: str
+                     ) -> tuple[dict[str, Any], dict[str, tuple[Any, float]]]:
+    """Split the ``mcp`` option into client connections and botcore's per-server keys."""
+    connections: dict[str, Any] = {}
+    extra: dict[str, tuple[Any, float]] = {}
+    for name, raw in servers.items():
+        if not isinstance(raw, Mapping) or "transport" not in raw:
+            raise FlowError(f"option mcp.{name}: expected a table with 'transport' (stdio, "
+                            "streamable_http, sse, websocket) and its connection keys",
+                            flow=flow)
+        conf = dict(raw)
+        confirm = conf.pop("confirm", ())
+        if not isinstance(confirm, bool | list | tuple):
+            raise FlowError(f"option mcp.{name}.confirm: expected true or a list of tool "
+                            "names", flow=flow)
+        extra[name] = (confirm, float(conf.pop("timeout", 30.0)))
+        connections[name] = conf
+    return connections, extra
+
+
+async def _load_mcp_tools(servers: Mapping[str, Any], flow: str) -> list[BaseTool]:
+    """List the tools of every server; mark those to confirm (``changes_state``)."""
+    try:
+        from langchain_mcp_adapters.client import MultiServerMCPClient
+    except ImportError:
+        raise FlowError("option 'mcp' needs langchain-mcp-adapters: pip install "
+                        "'botcore[mcp]'", flow=flow) from None
+    connections, extra = _mcp_connections(servers, flow)
+    client = MultiServerMCPClient(connections)
+    found: list[BaseTool] = []
+    for name in connections:
+        confirm, timeout = extra[name]
+        tools = await asyncio.wait_for(client.get_tools(server_name=name), MCP_LOAD_TIMEOUT)
+        for tool in tools:
+            asks = confirm is True or (not isinstance(confirm, bool) and tool.name in confirm)
+            tool.metadata = {**(tool.metadata or {}), "changes_state": asks,
+                             "timeout": timeout, "mcp_server": name}
+            found.append(tool)
+    return found
+
+
+class _McpTools:
+    """MCP tools by server configuration, loaded once per process (a failure is retried on
+    the next turn). Each call opens its own session, as langchain-mcp-adapters does."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, list[BaseTool]] = {}
+        self._lock = asyncio.Lock()
+
+    async def get(self, servers: Mapping[str, Any], ctx: TurnContext,
+                  flow: str) -> list[BaseTool]:
+        if not servers:
+            return []
+        key = json.dumps(servers, sort_keys=True, default=str)
+        async with self._lock:
+            if key not in self._loaded:
+                try:
+                    self._loaded[key] = await _load_mcp_tools(servers, flow)
+                except FlowError:
+                    raise
+                except Exception as exc:  # a server down: answer without its tools
+                    cause: BaseException = exc
+                    while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+                        cause = cause.exceptions[0]  # anyio's task groups wrap the cause
+                    ctx.log.warning("mcp tools unavailable", servers=sorted(servers),
+                                    error=f"{type(cause).__name__}: {cause}")
+                    return []
+        return self._loaded[key]
+
+
 class GraphFlowRunner:
     """The :class:`~botcore.context.FlowRunner` used by workers."""
 
@@ -117,6 +196,7 @@ class GraphFlowRunner:
         self._retrievers: dict[tuple[str, str], Any] = {}
         self.desk = HandoffDesk(runtime.redis, runtime.keys, ttl=runtime.settings.handoff.ttl)
         self.usage = TokenUsage(runtime.redis, runtime.keys)
+        self.mcp = _McpTools()
 
     # building --------------------------------------------------------------------------
     def graph(self, name: str) -> Any:
@@ -170,22 +250,32 @@ class GraphFlowRunner:
                 tenant=str(options.get("tenant", "default")), bot=ctx.bot.id)
         return self._retrievers[key]
 
-    def _tools(self, ctx: TurnContext) -> list[BaseTool]:
+    async def _tools(self, name: str, ctx: TurnContext,
+                     options: dict[str, Any]) -> list[BaseTool]:
+        """The bot's ``@app.tool`` tools, then those of the MCP servers in ``options``."""
         tools = []
         for spec in ctx.app.tools.values():
             tool = spec.to_langchain()
             tool.metadata = {"changes_state": spec.changes_state, "timeout": spec.timeout}
             tools.append(tool)
+        own = {tool.name for tool in tools}
+        for tool in await self.mcp.get(options.get("mcp") or {}, ctx, name):
+            if tool.name in own:
+                raise FlowError(f"MCP tool {tool.name!r} (server "
+                                f"{(tool.metadata or {}).get('mcp_server')!r}) has the name "
+                                "of another tool", flow=name)
+            own.add(tool.name)
+            tools.append(tool)
         return tools
 
-    def _flow_context(self, name: str, ctx: TurnContext, options: dict[str, Any],
-                      out: _LazyStream) -> FlowContext:
+    async def _flow_context(self, name: str, ctx: TurnContext, options: dict[str, Any],
+                            out: _LazyStream) -> FlowContext:
         model = self.model_for(ctx)
         fallbacks = options.get("fallback_models")
         if fallbacks is None:
             fallbacks = self._fallbacks if ctx.app.chat_model is None else []
         models = [model, *fallbacks] if model is not None else []
-        tools = self._tools(ctx)
+        tools = await self._tools(name, ctx, options)
         conv = ctx.message.conversation.id
 
         async def on_usage(usage: dict[str, int]) -> None:
@@ -233,7 +323,7 @@ class GraphFlowRunner:
                 return ""
             resume["released"] = True
             await self.desk.close(conv)
-        flow_ctx = self._flow_context(name, ctx, options, out)
+        flow_ctx = await self._flow_context(name, ctx, options, out)
         payload: Any = Command(resume=resume) if paused is not None else await self._input(
             ctx, options)
         try:

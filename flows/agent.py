@@ -6,6 +6,8 @@
 * Each tool call has its tool's timeout; a failing tool's error goes back to the model
   once, the second failure ends the turn with ``tool_failed``.
 * ``max_steps`` (default 6) model calls at most per turn.
+* ``mcp`` adds the tools of the MCP servers it names (see ``docs/flows.md``); they need no
+  confirmation unless listed in the server's ``confirm``.
 Tool output reaches the model fenced as data, never as instructions.
 """
 
@@ -99,6 +101,13 @@ def after_confirm(state: FlowState) -> str:
     return "tools" if state.get("approved") else "agent"
 
 
+def _text_of(output: Any) -> str:
+    """A tool's output as text (MCP tools return a list of content blocks)."""
+    if isinstance(output, list) and all(isinstance(b, dict) for b in output):
+        return "\n".join(str(b.get("text", "")) for b in output if b.get("type") == "text")
+    return str(output)
+
+
 async def _call(ctx: FlowContext, call: dict[str, Any]) -> tuple[str, bool]:
     tools = {t.name: t for t in ctx.tools}
     tool = tools.get(call["name"])
@@ -111,7 +120,7 @@ async def _call(ctx: FlowContext, call: dict[str, Any]) -> tuple[str, bool]:
         return f"error: {call['name']} timed out", False
     except Exception as exc:  # the model sees the error once
         return f"error: {type(exc).__name__}: {exc}", False
-    return str(output), True
+    return _text_of(output), True
 
 
 async def tools(state: FlowState, runtime: Runtime[FlowContext]) -> dict[str, Any]:
