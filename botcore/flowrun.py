@@ -11,10 +11,7 @@ bot's own.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-import json
-from collections.abc import Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +26,7 @@ from botcore.errors import FlowError
 from botcore.flowapi import FlowContext, ModelUnavailable, Pause
 from botcore.handoff import HandoffDesk
 from botcore.llm import TokenUsage, make_chat_model, make_fallback_models, make_model_call
+from botcore.mcp import McpTools
 from botcore.message import Citation
 from botcore.prompts import chain_prompts
 from botcore.sessions import trim_history
@@ -39,8 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["GraphFlowRunner", "history_messages"]
 
 DEFAULT_CHECKPOINTER = "flows.checkpoint:RedisSaver"
-#: Seconds to list an MCP server's tools before giving up for this turn.
-MCP_LOAD_TIMEOUT = 30.0
 
 
 def history_messages(entries: list[Any]) -> list[BaseMessage]:
@@ -114,76 +110,6 @@ def _pause_of(result: Any) -> Pause | None:
     return Pause(kind="confirm", text=str(value))
 
 
-def _mcp_connections(servers: Mapping[str, Any], flow: str
-                     ) -> tuple[dict[str, Any], dict[str, tuple[Any, float]]]:
-    """Split the ``mcp`` option into client connections and botcore's per-server keys."""
-    connections: dict[str, Any] = {}
-    extra: dict[str, tuple[Any, float]] = {}
-    for name, raw in servers.items():
-        if not isinstance(raw, Mapping) or "transport" not in raw:
-            raise FlowError(f"option mcp.{name}: expected a table with 'transport' (stdio, "
-                            "streamable_http, sse, websocket) and its connection keys",
-                            flow=flow)
-        conf = dict(raw)
-        confirm = conf.pop("confirm", ())
-        if not isinstance(confirm, bool | list | tuple):
-            raise FlowError(f"option mcp.{name}.confirm: expected true or a list of tool "
-                            "names", flow=flow)
-        extra[name] = (confirm, float(conf.pop("timeout", 30.0)))
-        connections[name] = conf
-    return connections, extra
-
-
-async def _load_mcp_tools(servers: Mapping[str, Any], flow: str) -> list[BaseTool]:
-    """List the tools of every server; mark those to confirm (``changes_state``)."""
-    try:
-        from langchain_mcp_adapters.client import MultiServerMCPClient
-    except ImportError:
-        raise FlowError("option 'mcp' needs langchain-mcp-adapters: pip install "
-                        "'botcore[mcp]'", flow=flow) from None
-    connections, extra = _mcp_connections(servers, flow)
-    client = MultiServerMCPClient(connections)
-    found: list[BaseTool] = []
-    for name in connections:
-        confirm, timeout = extra[name]
-        tools = await asyncio.wait_for(client.get_tools(server_name=name), MCP_LOAD_TIMEOUT)
-        for tool in tools:
-            asks = confirm is True or (not isinstance(confirm, bool) and tool.name in confirm)
-            tool.metadata = {**(tool.metadata or {}), "changes_state": asks,
-                             "timeout": timeout, "mcp_server": name}
-            found.append(tool)
-    return found
-
-
-class _McpTools:
-    """MCP tools by server configuration, loaded once per process (a failure is retried on
-    the next turn). Each call opens its own session, as langchain-mcp-adapters does."""
-
-    def __init__(self) -> None:
-        self._loaded: dict[str, list[BaseTool]] = {}
-        self._lock = asyncio.Lock()
-
-    async def get(self, servers: Mapping[str, Any], ctx: TurnContext,
-                  flow: str) -> list[BaseTool]:
-        if not servers:
-            return []
-        key = json.dumps(servers, sort_keys=True, default=str)
-        async with self._lock:
-            if key not in self._loaded:
-                try:
-                    self._loaded[key] = await _load_mcp_tools(servers, flow)
-                except FlowError:
-                    raise
-                except Exception as exc:  # a server down: answer without its tools
-                    cause: BaseException = exc
-                    while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
-                        cause = cause.exceptions[0]  # anyio's task groups wrap the cause
-                    ctx.log.warning("mcp tools unavailable", servers=sorted(servers),
-                                    error=f"{type(cause).__name__}: {cause}")
-                    return []
-        return self._loaded[key]
-
-
 class GraphFlowRunner:
     """The :class:`~botcore.context.FlowRunner` used by workers."""
 
@@ -196,7 +122,7 @@ class GraphFlowRunner:
         self._retrievers: dict[tuple[str, str], Any] = {}
         self.desk = HandoffDesk(runtime.redis, runtime.keys, ttl=runtime.settings.handoff.ttl)
         self.usage = TokenUsage(runtime.redis, runtime.keys)
-        self.mcp = _McpTools()
+        self.mcp = McpTools()
 
     # building --------------------------------------------------------------------------
     def graph(self, name: str) -> Any:
@@ -259,7 +185,7 @@ class GraphFlowRunner:
             tool.metadata = {"changes_state": spec.changes_state, "timeout": spec.timeout}
             tools.append(tool)
         own = {tool.name for tool in tools}
-        for tool in await self.mcp.get(options.get("mcp") or {}, ctx, name):
+        for tool in await self.mcp.get(options.get("mcp") or {}, ctx.log, name):
             if tool.name in own:
                 raise FlowError(f"MCP tool {tool.name!r} (server "
                                 f"{(tool.metadata or {}).get('mcp_server')!r}) has the name "

@@ -6,13 +6,16 @@ a real redis-server. A screenshot is saved to tests/artifacts/chat.png.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis as redis_sync
 from playwright.sync_api import Browser, sync_playwright
 
+from botcore.message import ConversationKey
 from botcore.testing.serve import serve_in_thread
 from botcore.testing.stack import BotStack
 from botcore.web.app import create_app
@@ -55,3 +58,28 @@ def test_chat_page_answers_a_question(clean_redis: str, tmp_path: Path,
     finally:
         for worker in list(stack.workers):
             stack.kill_worker(worker)
+
+
+def test_chat_page_shows_citations_as_safe_links(clean_redis: str, tmp_path: Path,
+                                                 browser: Browser) -> None:
+    stack = BotStack(clean_redis, tmp_path, {"bots": {"support": {
+        "channel": "web", "app": "examples.support_bot:app"}}})
+    with serve_in_thread(create_app(stack.settings, redis_url=clean_redis)) as base:
+        page = browser.new_page()
+        page.goto(f"{base}/chat?bot=support")
+        page.wait_for_function("localStorage.getItem('botcore:support:conversation')")
+        conv = page.evaluate("localStorage.getItem('botcore:support:conversation')")
+        key = stack.keys.web_outbox(ConversationKey(channel="web", bot_id="support",
+                                                    chat_id=conv).id)
+        cites = [{"title": "退货政策", "source": "returns.md", "url": "https://shop.example/r"},
+                 {"title": "evil", "source": "x", "url": "javascript:alert(1)"}]
+        redis_sync.Redis.from_url(clean_redis).xadd(key, {
+            "type": "message", "id": "m1", "text": "见 [1]", "format": "markdown",
+            "reply_to": "", "buttons": "[]", "citations": json.dumps(cites)})
+        items = page.wait_for_selector(".msg.bot .citations", timeout=10_000)
+        assert items is not None
+        links = page.locator(".msg.bot .citations a")
+        assert links.count() == 1  # only the http(s) source became a link
+        assert links.first.get_attribute("href") == "https://shop.example/r"
+        assert "evil" in items.inner_text()
+        page.close()

@@ -143,6 +143,30 @@
     div.appendChild(box);
   }
 
+  // Sources of an answer: [{title, source, url, page}] (or strings). Text only, and links
+  // only for http(s) URLs: nothing from the model becomes HTML.
+  function addCitations(div, raw) {
+    var items = raw;
+    if (typeof raw === 'string') { try { items = JSON.parse(raw); } catch (e) { items = []; } }
+    if (!Array.isArray(items) || !items.length) { return; }
+    var ol = document.createElement('ol');
+    ol.className = 'citations';
+    items.forEach(function (c) {
+      var li = document.createElement('li');
+      var label = typeof c === 'string' ? c : String(c.title || c.source || c.url || '');
+      if (c && typeof c === 'object' && c.page) { label += ' p.' + c.page; }
+      var url = c && typeof c === 'object' && typeof c.url === 'string' ? c.url : '';
+      if (/^https?:\/\//i.test(url)) {
+        var a = document.createElement('a');
+        a.href = url; a.target = '_blank'; a.rel = 'noopener noreferrer nofollow';
+        a.textContent = label || url;
+        li.appendChild(a);
+      } else { li.textContent = label; }
+      ol.appendChild(li);
+    });
+    div.appendChild(ol);
+  }
+
   function systemNote(text, isError) {
     var div = addBubble('system', isError ? 'error' : '');
     div.textContent = text;
@@ -182,6 +206,7 @@
         div.textContent = m.text;
       } else {
         setContent(div, m.text, m.format);
+        addCitations(div, m.citations);
         addButtons(div, m.buttons);
       }
     });
@@ -217,8 +242,10 @@
     }
     if (sid) { state.finished[sid] = true; }
     setContent(div, ev.text || '', ev.format);
+    addCitations(div, ev.citations);
     addButtons(div, ev.buttons);
-    remember({ role: 'bot', text: ev.text || '', format: ev.format, buttons: ev.buttons || [] });
+    remember({ role: 'bot', text: ev.text || '', format: ev.format, buttons: ev.buttons || [],
+               citations: ev.citations || [] });
   }
 
   function onBlock(block) {
