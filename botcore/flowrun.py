@@ -185,7 +185,7 @@ class GraphFlowRunner:
             tool.metadata = {"changes_state": spec.changes_state, "timeout": spec.timeout}
             tools.append(tool)
         own = {tool.name for tool in tools}
-        for tool in await self.mcp.get(options.get("mcp") or {}, ctx.log, name):
+        for tool in await self.mcp.get(options.get("mcp") or ctx.bot.mcp, ctx.log, name):
             if tool.name in own:
                 raise FlowError(f"MCP tool {tool.name!r} (server "
                                 f"{(tool.metadata or {}).get('mcp_server')!r}) has the name "

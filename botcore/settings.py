@@ -127,6 +127,9 @@ class BotConfig(BaseModel):
     api_keys: list[SecretStr] = Field(
         default_factory=list,
         description="Bearer keys for the OpenAI-compatible API (/v1); empty: API closed")
+    mcp: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="[bots.<id>.mcp.<server>] MCP servers whose tools the bot's flows may use")
     web: dict[str, Any] = Field(
         default_factory=dict,
         description="web-chat options (access_key, allowed_origins) that open a bot of "

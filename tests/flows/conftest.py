@@ -139,11 +139,13 @@ class Harness:
     app: BotApp
     store: InMemorySessionStore
     replier: FakeReplier
+    bot: BotConfig = field(
+        default_factory=lambda: BotConfig(id="bot", channel="web", app="tests.x:app"))
 
     async def turn(self, text: str, flow: str, **options: Any) -> str:
         message = make_inbound(text, bot_id="bot", chat_id="c1")
         ctx = TurnContext(message=message, session=Session(self.store, message.conversation),
-                          bot=BotConfig(id="bot", channel="web", app="tests.x:app"),
+                          bot=self.bot,
                           app=self.app, replier=self.replier, flows=self.runner)
         answer = await self.runner.run(flow, ctx, options)
         entries = [HistoryEntry(role="user", content=text)]

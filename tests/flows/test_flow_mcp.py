@@ -12,6 +12,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from botcore.app import BotApp
 from botcore.errors import FlowError
+from botcore.settings import BotConfig
 from tests.flows.conftest import FakeToolModel, call
 
 SERVER = str(Path(__file__).with_name("mcp_add_server.py"))
@@ -56,6 +57,14 @@ async def test_agent_calls_the_mcp_tool_and_answers_with_the_sum(harness: Any) -
     assert h.runner.mcp._loaded is mcp_tools
     assert len(mcp_tools) == 1  # listed once per process, not per turn
     assert h.replier.sent[-1] == "19 + 23 = 3"
+
+
+async def test_servers_named_in_the_bot_settings_are_used(harness: Any) -> None:
+    model = echo_model(call("add", a=2, b=5), TOOL_RESULT)
+    h = harness(model, BotApp("t"))
+    h.bot = BotConfig(id="bot", channel="web", app="tests.x:app", mcp={"math": MATH})
+    assert await h.turn("2 + 5?", "agent") == "19 + 23 = 7"
+    assert model.bound[0] == ["add"]
 
 
 async def test_tools_listed_in_confirm_ask_the_user_first(harness: Any) -> None:
