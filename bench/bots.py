@@ -11,12 +11,15 @@ import asyncio
 import itertools
 import random
 
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.language_models.fake_chat_models import (
+    FakeListChatModel,
+    GenericFakeChatModel,
+)
 from langchain_core.messages import AIMessage
 
 from botcore import BotApp, TurnContext
 
-__all__ = ["chaos", "chat"]
+__all__ = ["chaos", "chat", "chat_async"]
 
 chaos = BotApp("bench-chaos")
 
@@ -37,3 +40,11 @@ chat = BotApp("bench-chat", chat_model=GenericFakeChatModel(
 async def answer(ctx: TurnContext) -> None:
     """History + message → the chat flow → the scripted model → streamed reply."""
     await ctx.flow("chat")
+
+
+# The same, with a fake model that streams natively async (as ChatOpenAI does): the
+# GenericFakeChatModel above only has a sync ``_stream``, so LangChain runs each chunk in a
+# thread-pool executor, a cost a real async client does not have. FakeListChatModel streams
+# one character per chunk: a one-character answer keeps the turn to one chunk, as above.
+chat_async = BotApp("bench-chat-async", chat_model=FakeListChatModel(responses=["k"]))
+chat_async.message()(answer)

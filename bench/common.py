@@ -26,7 +26,8 @@ import httpx
 from botcore.redis_server import RedisProcess, find_redis_server, free_port
 from botcore.testing.stack import toml_value
 
-__all__ = ["Services", "machine_info", "percentile", "post_all", "wait_port", "write_settings"]
+__all__ = ["ROOT", "Services", "machine_info", "percentile", "post_all", "wait_port",
+           "write_settings"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

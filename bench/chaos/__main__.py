@@ -200,6 +200,9 @@ def main() -> None:
     results = asyncio.run(_main(args, console))
     console.print(_table(results))
     for name, outcome in results.items():
+        if outcome.dup_same_id:
+            console.print(f"{name}: {outcome.dup_same_id} of {outcome.duplicated} duplicates "
+                          "repeat the same reply id (a re-send after a kill inside the send)")
         if outcome.lost_examples:
             console.print(f"{name}: lost e.g. {', '.join(outcome.lost_examples[:5])}")
     durable = results["botcore"]

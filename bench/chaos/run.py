@@ -23,6 +23,7 @@ class Outcome:
     replies: int = 0
     lost: int = 0
     duplicated: int = 0
+    dup_same_id: int = 0
     reordered: int = 0
     kills: int = 0
     skipped_kills: int = 0
@@ -109,8 +110,10 @@ async def wait_replies(redis: Redis, keys: list[str], expected: int, stall: floa
         await asyncio.sleep(0.2)
 
 
-def _texts(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[int]:
-    return [int(fields[b"text"]) for _, fields in entries if fields.get(b"type") == b"message"]
+def _texts(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[tuple[int, bytes]]:
+    """(sequence number, reply id) of each final message."""
+    return [(int(fields[b"text"]), fields.get(b"id", b"")) for _, fields in entries
+            if fields.get(b"type") == b"message"]
 
 
 async def reconcile(redis: Redis, outboxes: dict[str, str], per_conversation: list[int],
@@ -119,13 +122,14 @@ async def reconcile(redis: Redis, outboxes: dict[str, str], per_conversation: li
     for (conv, key), count in zip(outboxes.items(), per_conversation, strict=True):
         seqs = _texts(await redis.xrange(key))
         outcome.replies += len(seqs)
-        seen: set[int] = set()
+        seen: dict[int, bytes] = {}
         highest = -1
-        for seq in seqs:
+        for seq, reply_id in seqs:
             if seq in seen:
                 outcome.duplicated += 1
+                outcome.dup_same_id += bool(reply_id) and seen[seq] == reply_id
                 continue
-            seen.add(seq)
+            seen[seq] = reply_id
             if seq < highest:
                 outcome.reordered += 1
             highest = max(highest, seq)

@@ -1,6 +1,7 @@
 """``python -m bench.e2e``: messages per second end to end, with 1 and 2 worker processes.
 
-Web-chat messages are POSTed to the real webhook route (uvicorn, loopback); ``botcore
+Web-chat messages are POSTed by ``bench.loadgen`` (its own process) to the real webhook
+route (uvicorn, loopback); ``botcore
 worker -c 1`` processes drain them through ``ctx.flow("chat")`` with a scripted LangChain
 model (``bench.bots:chat``), and each answer is recorded in the conversation's reply stream.
 Throughput = messages / (first POST → last reply recorded). The baseline is the same run
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import socket
+import sys
 import time
 from typing import Any
 
@@ -19,12 +22,13 @@ from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import Services, machine_info, post_all, write_settings
+from bench.common import ROOT, Services, machine_info, post_all, write_settings
 from botcore.keys import KeyBuilder
 from botcore.message import ConversationKey
 from botcore.testing.stack import wait_until
 
 BOT = "chat"
+MODELS = {"generic": "bench.bots:chat", "async": "bench.bots:chat_async"}
 
 
 async def _replies(redis: Redis, keys: list[str]) -> int:
@@ -60,6 +64,19 @@ async def _start_workers(services: Services, config: Any, count: int, redis: Red
     return workers
 
 
+async def _post(port: int, args: argparse.Namespace) -> dict[str, Any]:
+    """``args.messages`` POSTs from bench.loadgen (a separate process, keep-alive, uvloop)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.loadgen", "--port", str(port), "--path",
+        f"/webhooks/web/{BOT}", "--concurrency", str(args.concurrency), "--duration",
+        str(args.deadline), "--max-requests", str(args.messages), "--conversations",
+        str(args.conversations), "--run", f"e{time.time_ns()}",
+        stdout=asyncio.subprocess.PIPE, cwd=str(ROOT))
+    out, _ = await asyncio.wait_for(proc.communicate(), args.deadline + 30)
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
 async def measure(services: Services, port: int, config: Any, count: int,
                   args: argparse.Namespace) -> dict[str, Any]:
     """One run with ``count`` worker processes."""
@@ -73,28 +90,29 @@ async def measure(services: Services, port: int, config: Any, count: int,
     if not await _wait_all(redis, outboxes, args.conversations, 60):
         raise RuntimeError("warm-up turns were not answered within 60 s")
     await redis.delete(*outboxes)
-    plan = [args.messages // args.conversations] * args.conversations
     started = time.monotonic()
-    await post_all(port, BOT, plan, args.concurrency)
+    load = await _post(port, args)
     posted = time.monotonic() - started
-    done = await _wait_all(redis, outboxes, sum(plan), args.deadline)
+    done = await _wait_all(redis, outboxes, args.messages, args.deadline)
     elapsed = time.monotonic() - started
     answered = await _replies(redis, outboxes)
     for worker in workers:
         services.stop(worker)
     await redis.flushall()
     await redis.aclose()
-    return {"workers": count, "messages": sum(plan), "answered": answered, "done": done,
+    return {"workers": count, "messages": args.messages, "answered": answered, "done": done,
+            "post_errors": load["errors"],
             "post_s": posted, "elapsed": elapsed, "rate": answered / elapsed}
 
 
 def _table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="end to end: webhook → worker (chat flow, scripted model) → reply")
-    for col in ("worker processes", "messages", "answered", "POSTs done s", "all answered s",
-                "msg/s"):
+    for col in ("worker processes", "messages", "answered", "POST errors", "POSTs done s",
+                "all answered s", "msg/s"):
         table.add_column(col, justify="right")
     for r in rows:
         table.add_row(str(r["workers"]), str(r["messages"]), str(r["answered"]),
+                      str(r["post_errors"]),
                       f"{r['post_s']:.1f}", f"{r['elapsed']:.1f}", f"{r['rate']:.0f}")
     return table
 
@@ -105,7 +123,7 @@ async def _main(args: argparse.Namespace, console: Console) -> list[dict[str, An
         config = write_settings(services.workdir / "botcore.toml", {
             "redis_url": services.redis_url, "log_level": args.log_level,
             "ingress": {"sweep_interval": 0.5},
-            "bots": {BOT: {"channel": "web", "app": "bench.bots:chat",
+            "bots": {BOT: {"channel": "web", "app": MODELS[args.model],
                            "history_limit": 100_000}}})
         env = {"BENCH_CONFIG": str(config), "BENCH_REDIS_URL": services.redis_url}
         port = services.start_uvicorn("bench.servers:botcore_app", env, "web.log")
@@ -125,6 +143,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="POSTs in flight")
     parser.add_argument("--deadline", type=float, default=120.0)
     parser.add_argument("--log-level", default="INFO", help="of the web and worker processes")
+    parser.add_argument("--model", choices=sorted(MODELS), default="generic",
+                        help="generic: GenericFakeChatModel (sync stream, run in a thread); "
+                             "async: FakeListChatModel (native async stream)")
     parser.add_argument("--quick", action="store_true", help="1,000 messages")
     args = parser.parse_args()
     if args.quick:
