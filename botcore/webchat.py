@@ -18,6 +18,7 @@ Events. Events are JSON-able dicts of strings:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import time
@@ -63,6 +64,17 @@ MAX_BODY_BYTES = 64 * 1024
 OUTBOX_TTL = 86_400
 #: A stream writes at most one delta per this many seconds (about 20 updates/s).
 MIN_UPDATE_INTERVAL = 0.05
+#: How long a reply's "already shown" marker lives, seconds (the re-run window).
+ONCE_TTL = 86_400
+# KEYS: marker, stream. ARGV: marker ttl, maxlen, stream ttl, field, value, ...
+_APPEND_ONCE = """
+local seen = redis.call('GET', KEYS[1])
+if seen then return seen end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
+return id
+"""
 CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
 
 
@@ -243,6 +255,19 @@ class WebChatAdapter:
             entry_id, _ = await pipe.execute()
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
+    async def append_once(self, conversation: ConversationKey, event: Mapping[str, str],
+                          once: str) -> str:
+        """Append ``event`` unless an event with the same ``once`` key was appended before
+        (one Lua script: a crash between the write and the caller's own record cannot make
+        a re-run show the reply twice). Returns the entry id, the first one's if repeated."""
+        args: list[EncodableT] = [ONCE_TTL, self.config.history_limit, OUTBOX_TTL]
+        for name, value in event.items():
+            args += [name, value]
+        marker = self.deps.keys.channel_state("web", self.bot.id, f"sent:{once}")
+        found = await self.deps.redis.eval(_APPEND_ONCE, 2, marker,
+                                           self.outbox_key(conversation), *args)
+        return found.decode() if isinstance(found, bytes) else str(found)
+
     async def send(self, message: OutboundMessage) -> SendResult:
         """Append a ``message`` event to the conversation's stream.
 
@@ -253,7 +278,12 @@ class WebChatAdapter:
         Returns:
             SendResult whose ``message_id`` is the stream entry id (also the SSE event id).
         """
-        entry_id = await self.append(message.conversation, _message_event(message, message.text))
+        event = _message_event(message, message.text)
+        if message.idempotency_key:
+            entry_id = await self.append_once(message.conversation, event,
+                                              message.idempotency_key)
+        else:
+            entry_id = await self.append(message.conversation, event)
         return SendResult(message_id=entry_id)
 
     def open_stream(self, message: OutboundMessage) -> MessageStream | None:
@@ -341,11 +371,14 @@ class WebChatStream:
         self._finished = True
         flusher = self._flusher
         if flusher is not None:
-            # Not cancelled: it sleeps < 50 ms, then skips its write (or completes one that
-            # already started, so no delta can land after the final message).
-            await flusher
+            # The final text supersedes the pending delta: do not hold the turn for it. A
+            # delta that still lands is ignored by readers (its stream has finished).
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
         event = _message_event(self._template, text, self.stream_id)
-        entry_id = await self._adapter.append(self._template.conversation, event)
+        entry_id = await self._adapter.append_once(self._template.conversation, event,
+                                                   self.stream_id)
         if self._delta_ids:
             key = self._adapter.outbox_key(self._template.conversation)
             await self._adapter.deps.redis.xdel(key, *self._delta_ids)

@@ -34,6 +34,24 @@ async def test_send_appends_a_message_event(writer: WebChatAdapter, redis: Redis
     assert writer.outbox_key(CONV) == "test:webout:{web:demo:c1}"
 
 
+async def test_a_reply_sent_again_after_a_crash_is_shown_once(writer: WebChatAdapter,
+                                                               redis: Redis) -> None:
+    # A worker killed after the platform write but before the reply was recorded as done
+    # re-runs the turn: the same reply (same idempotency key) comes again.
+    message = OutboundMessage(conversation=CONV, text="once", idempotency_key="k-crash")
+    first = await writer.send(message)
+    second = await writer.send(message)
+    assert second.message_id == first.message_id
+    assert [event["text"] for _, event in await entries(redis, writer)] == ["once"]
+    stream = writer.open_stream(OutboundMessage(conversation=CONV, idempotency_key="s-crash"))
+    again = writer.open_stream(OutboundMessage(conversation=CONV, idempotency_key="s-crash"))
+    assert stream is not None
+    assert again is not None
+    await stream.finish("streamed")
+    await again.finish("streamed")
+    assert [event["text"] for _, event in await entries(redis, writer)] == ["once", "streamed"]
+
+
 async def test_each_send_gets_a_new_increasing_id(writer: WebChatAdapter, redis: Redis) -> None:
     first = await writer.send(OutboundMessage(conversation=CONV, text="a"))
     second = await writer.send(OutboundMessage(conversation=CONV, text="b"))
