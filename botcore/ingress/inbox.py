@@ -24,13 +24,18 @@ from botcore.message import InboundMessage
 
 __all__ = ["Admission", "Envelope", "Inbox"]
 
-# KEYS: dedupe, inbox, dirty, scheduled. ARGV: dedupe_ttl_s, payload, conv_id, schedule_ms.
-# Returns 0 duplicate, 1 stored, 2 stored and the caller must schedule a drain.
+# KEYS: dedupe, inbox, dirty, scheduled[, broker queue]. ARGV: dedupe_ttl_s, payload,
+# conv_id, schedule_ms[, drain task message].
+# Returns 0 duplicate, 1 stored, 2 stored and the caller must schedule a drain, 3 stored and
+# the drain task pushed to the broker queue by this script.
 _ADMIT = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
-if redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[4]) then return 2 end
+if redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[4]) then
+  if KEYS[5] then redis.call('LPUSH', KEYS[5], ARGV[5]); return 3 end
+  return 2
+end
 return 1
 """
 # KEYS: lease, inbox. ARGV: token, n, head. Pops n entries if we hold the lease and the head
@@ -90,6 +95,7 @@ class Admission:
     duplicate: bool
     schedule: bool
     conversation_id: str
+    pushed: bool = False
 
 
 class Inbox:
@@ -107,8 +113,14 @@ class Inbox:
         self._release = redis.register_script(_RELEASE_IF_EMPTY)
         self._sweep = redis.register_script(_SWEEP)
 
-    async def admit(self, message: InboundMessage) -> Admission:
+    async def admit(self, message: InboundMessage, *,
+                    drain_task: tuple[str, str] | None = None) -> Admission:
         """Store ``message`` durably unless it was seen before.
+
+        Args:
+            message: the inbound message.
+            drain_task: ``(broker list key, task message)``: when this message claims the
+                schedule flag, the script pushes the drain task too (atomically).
 
         Raises:
             IngressError: Redis could not be written; answer 503 so the platform retries.
@@ -116,14 +128,18 @@ class Inbox:
         conv = message.conversation.id
         keys = [self.keys.dedupe(message.dedupe_key), self.keys.inbox(conv),
                 self.keys.dirty(), self.keys.scheduled(conv)]
-        payload = Envelope.wrap(message).model_dump_json()
+        args: list[str | int] = [self.dedupe_ttl, Envelope.wrap(message).model_dump_json(),
+                                 conv, self.schedule_ms]
+        if drain_task is not None:
+            keys.append(drain_task[0])
+            args.append(drain_task[1])
         try:
-            code = await self._admit(keys=keys, args=[self.dedupe_ttl, payload, conv,
-                                                      self.schedule_ms])
+            code = await self._admit(keys=keys, args=args)
         except (RedisError, OSError) as exc:
             raise IngressError(f"could not store the message durably: {type(exc).__name__}"
                                ) from exc
-        return Admission(duplicate=code == 0, schedule=code == 2, conversation_id=conv)
+        return Admission(duplicate=code == 0, schedule=code == 2, conversation_id=conv,
+                         pushed=code == 3)
 
     async def head(self, conversation_id: str, count: int = 1) -> list[bytes]:
         """The oldest ``count`` raw entries."""

@@ -44,8 +44,12 @@ def create_app(settings: Settings, *, redis_url: str | None = None,
         await runtime.startup()
         inbox = Inbox(runtime.redis, runtime.keys, dedupe_ttl=settings.ingress.dedupe_ttl,
                       schedule_ttl=settings.ingress.schedule_ttl)
-        queue = enqueuer or CeleryEnqueuer(make_celery(settings, str(url)),
-                                           settings.worker.queue)
+        queue = enqueuer
+        if queue is None:
+            celery_queue = CeleryEnqueuer(make_celery(settings, str(url)), settings.worker.queue)
+            if not await asyncio.to_thread(celery_queue.prepare):
+                log.warning("no drain-task template: publishing through send_task")
+            queue = celery_queue
         app.state.runtime = runtime
         app.state.metrics = WebMetrics()
         app.state.ingress = Ingress(inbox, queue)

@@ -38,8 +38,10 @@ class Ingress:
 
     async def ingest(self, message: InboundMessage) -> bool:
         """Store ``message``; True if new, False if a redelivery. Raises IngressError."""
-        admission = await self.inbox.admit(message)
-        if admission.schedule:
+        prebuilt = getattr(self.enqueuer, "prebuilt", None)
+        drain_task = prebuilt(message.conversation.id) if prebuilt is not None else None
+        admission = await self.inbox.admit(message, drain_task=drain_task)
+        if admission.schedule:  # no prebuilt message: publish through the enqueuer
             try:
                 await self.enqueuer.schedule(admission.conversation_id)
             except Exception as exc:  # durable already: the sweeper will schedule it
