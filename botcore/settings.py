@@ -72,9 +72,12 @@ class WorkerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    concurrency: int = Field(2, ge=1)
+    concurrency: int = Field(2, ge=1, description="pool processes")
+    drains_per_process: int = Field(16, ge=1, description="conversations one process "
+                                    "drains at once (turns mostly wait for the model)")
     queue: str = "botcore"
-    task_time_limit: int = Field(120, ge=5, description="hard limit of one drain, seconds")
+    task_time_limit: int = Field(120, ge=5, description="seconds one turn may take before "
+                                 "it counts as failed (retried, then dead-lettered)")
 
 
 class SessionSettings(BaseModel):

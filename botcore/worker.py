@@ -7,13 +7,11 @@ apps) on its first task, after the fork.
 
 from __future__ import annotations
 
-import asyncio
-
 from botcore.flowrun import GraphFlowRunner
 from botcore.ingress.drain import Drainer
 from botcore.ingress.inbox import Inbox
 from botcore.logging import configure_logging
-from botcore.queue.celery_app import WorkerState, make_celery
+from botcore.queue.celery_app import DrainPool, WorkerState, make_celery
 from botcore.runtime import Runtime
 from botcore.sessions.redis import RedisSessionStore
 from botcore.settings import Settings
@@ -23,11 +21,10 @@ __all__ = ["build_worker_state", "run_worker"]
 
 
 def build_worker_state(settings: Settings, redis_url: str) -> WorkerState:
-    """Everything a pool process needs, on a private event loop."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
+    """Everything a pool process needs, on the event loop thread of its drain pool."""
+    pool = DrainPool(settings.worker.drains_per_process)
     runtime = Runtime.build(settings, redis_url=redis_url)
-    loop.run_until_complete(runtime.startup())
+    pool.call(runtime.startup())
     store = RedisSessionStore(runtime.redis, runtime.keys, ttl=settings.sessions.ttl,
                               max_turns=settings.sessions.max_turns,
                               max_tokens=settings.sessions.max_tokens)
@@ -35,8 +32,9 @@ def build_worker_state(settings: Settings, redis_url: str) -> WorkerState:
     turns = TurnRunner(runtime, store, flows)
     inbox = Inbox(runtime.redis, runtime.keys, dedupe_ttl=settings.ingress.dedupe_ttl,
                   schedule_ttl=settings.ingress.schedule_ttl)
-    drainer = Drainer(inbox, settings.ingress, turns.run, turns.apologize)
-    return WorkerState(loop=loop, drainer=drainer, close=runtime.close)
+    pool.drainer = Drainer(inbox, settings.ingress, turns.run, turns.apologize,
+                           turn_timeout=settings.worker.task_time_limit)
+    return WorkerState(pool=pool, close=runtime.close)
 
 
 def run_worker(settings: Settings, redis_url: str, *, concurrency: int | None = None,

@@ -65,11 +65,12 @@ class Drainer:
     """Drains conversations. One per worker process; safe to call concurrently."""
 
     def __init__(self, inbox: Inbox, settings: IngressSettings, run_turn: TurnFn,
-                 apologize: ApologyFn) -> None:
+                 apologize: ApologyFn, *, turn_timeout: float | None = None) -> None:
         self.inbox = inbox
         self.settings = settings
         self._run_turn = run_turn
         self._apologize = apologize
+        self.turn_timeout = turn_timeout
 
     async def drain(self, conversation_id: str) -> DrainStats:
         """Process the conversation's inbox until it is empty or the lease is lost."""
@@ -120,7 +121,7 @@ class Drainer:
         if attempts > self.settings.max_attempts:
             return await self._give_up(conv, lease, head, batch[0], None, attempts, stats)
         try:
-            await self._run_turn(batch, attempts)
+            await asyncio.wait_for(self._run_turn(batch, attempts), self.turn_timeout)
         except Exception as exc:
             stats.failures += 1
             log.warning("turn failed", conversation=conv, attempt=attempts,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import structlog
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 from redis.asyncio import Redis
 
 from botcore.ingress.drain import Drainer
@@ -28,6 +28,9 @@ from botcore.settings import Settings
 __all__ = ["WorkerState", "celery_settings", "make_celery"]
 
 log = structlog.get_logger("botcore.worker")
+
+#: Seconds a pool process waits for its running drains when it is asked to exit.
+SHUTDOWN_GRACE = 10.0
 
 
 def celery_settings(settings: Settings, redis_url: str) -> dict[str, Any]:
@@ -60,12 +63,63 @@ def celery_settings(settings: Settings, redis_url: str) -> dict[str, Any]:
     }
 
 
+class DrainPool:
+    """Runs many drains at once on one event loop thread of a pool process.
+
+    A drain spends most of its time waiting for the model, so one process drains up to
+    ``limit`` conversations concurrently. The Celery task only hands the conversation over
+    and returns once a slot is free (backpressure): the inbox, the lease and the sweeper
+    keep the messages safe, not the Celery task, so finishing the task early loses nothing.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.loop = asyncio.new_event_loop()
+        self.drainer: Drainer | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="botcore-drains",
+                                        daemon=True)
+        self._thread.start()
+
+    def call(self, coro: Any, timeout: float | None = None) -> Any:
+        """Run ``coro`` on the pool's loop and wait for its result (from another thread)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def submit(self, conversation_id: str) -> None:
+        """Start draining ``conversation_id``; blocks while all slots are busy."""
+        self.call(self._start(conversation_id))
+
+    async def _start(self, conversation_id: str) -> None:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.limit)
+        await self._slots.acquire()
+        task = self.loop.create_task(self._run(conversation_id, self._slots))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, conversation_id: str, slots: asyncio.Semaphore) -> None:
+        assert self.drainer is not None
+        try:
+            await self.drainer.drain(conversation_id)
+        except Exception as exc:  # the lease expires and the sweeper re-drives
+            log.error("drain failed", conversation=conversation_id, error=type(exc).__name__)
+        finally:
+            slots.release()
+
+    def wait_idle(self, timeout: float) -> None:
+        """Let running drains finish (at most ``timeout`` seconds), e.g. before exiting."""
+        async def idle() -> None:
+            if self._running:
+                await asyncio.wait(set(self._running), timeout=timeout)
+        self.call(idle(), timeout + 1)
+
+
 @dataclass
 class WorkerState:
     """What one worker process builds once (after the fork) and keeps."""
 
-    loop: asyncio.AbstractEventLoop
-    drainer: Drainer
+    pool: DrainPool
     close: Any
 
 
@@ -77,6 +131,11 @@ class _ProcessState:
         self.redis_url = redis_url
         self._pid = 0
         self._state: WorkerState | None = None
+
+    def wait_idle(self, timeout: float) -> None:
+        """Give this process's running drains ``timeout`` seconds to finish."""
+        if self._state is not None and self._pid == os.getpid():
+            self._state.pool.wait_idle(timeout)
 
     def get(self) -> WorkerState:
         if self._state is None or self._pid != os.getpid():
@@ -95,8 +154,13 @@ def make_celery(settings: Settings, redis_url: str) -> Celery:
 
     @app.task(name=DRAIN_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
     def drain(conversation_id: str) -> None:
-        state = holder.get()
-        state.loop.run_until_complete(state.drainer.drain(conversation_id))
+        holder.get().pool.submit(conversation_id)
+
+    def finish_drains(**_: Any) -> None:  # in each pool process, just before it exits
+        holder.wait_idle(SHUTDOWN_GRACE)
+
+    signals.worker_process_shutdown.connect(finish_drains, weak=False,
+                                            dispatch_uid=f"botcore-drains-{id(holder)}")
 
     app.steps["worker"].add(_sweeper_step(settings, redis_url))
     return app

@@ -136,3 +136,28 @@ async def test_metrics_count_webhooks_and_worker_turns(stack: BotStack) -> None:
     assert 'botcore_worker_events{event="dead_letters"} 1.0' in body
     assert 'botcore_worker_events{event="turn_failures"} 2.0' in body
     assert "botcore_dead_letters 1.0" in body
+
+
+async def test_one_worker_process_drains_several_conversations_at_once(
+        clean_redis: str, tmp_path: Path) -> None:
+    stack = BotStack(clean_redis, tmp_path, {
+        "bots": {"p": BOT}, "worker": {"drains_per_process": 4},
+        "ingress": {"lease_ttl": 5.0, "sweep_interval": 0.2}})
+    stack.start_worker(concurrency=1)  # one pool process
+    try:
+        async with stack.client() as client:
+            for conv in ("c-a", "c-b", "c-c"):
+                await client.post("/webhooks/web/p", json=_msg(conv, "slow 4000", conv))
+
+            async def all_started_none_answered() -> bool:
+                started = [await stack.redis.hget(stack.keys.session(f"web:p:{c}", "vars"),
+                                                  "started") for c in ("c-a", "c-b", "c-c")]
+                answered = [await stack.replies("p", c) for c in ("c-a", "c-b", "c-c")]
+                if any(answered):
+                    raise AssertionError("a turn finished before all three had started")
+                return all(started)
+            await wait_until(all_started_none_answered, 30)
+            for conv in ("c-a", "c-b", "c-c"):
+                assert await _replies(stack, conv, 1) == ["done slow 4000"]
+    finally:
+        await stack.close()

@@ -278,3 +278,20 @@ async def test_unreadable_entry_dead_lettered_alone(redis: Redis, keys: KeyBuild
     assert len(dead) == 1
     assert dead[0]["error"].startswith("unreadable entry")
     assert await redis.llen(keys.inbox(CONV)) == 0
+
+
+async def test_a_turn_over_its_time_limit_fails_and_is_dead_lettered(
+        redis: Redis, keys: KeyBuilder) -> None:
+    turns = _Turns()
+
+    async def hang() -> None:
+        await asyncio.sleep(3600)
+    turns.before["hangs"] = hang
+    drainer = Drainer(Inbox(redis, keys), IngressSettings(max_attempts=2), turns.run,
+                      turns.apologize, turn_timeout=0.05)
+    await _admit(drainer, "hangs", "next")
+    stats = await drainer.drain(CONV)
+    assert turns.batches == [["hangs"], ["hangs"], ["next"]]
+    assert (stats.failures, stats.dead_letters) == (2, 1)
+    assert [(text, type(exc).__name__) for text, exc in turns.apologies] == [
+        ("hangs", "TimeoutError")]
