@@ -24,16 +24,18 @@ from botcore.message import InboundMessage
 
 __all__ = ["Admission", "Envelope", "Inbox"]
 
-# KEYS: dedupe, inbox, dirty, scheduled[, broker queue]. ARGV: dedupe_ttl_s, payload,
-# conv_id, schedule_ms[, drain task message].
+# KEYS: dedupe, inbox, dirty, scheduled, lease[, broker queue]. ARGV: dedupe_ttl_s,
+# payload, conv_id, schedule_ms[, drain task message]. While a drain holds the lease no
+# task is needed: the holder only lets go when the inbox is empty (_RELEASE_IF_EMPTY).
 # Returns 0 duplicate, 1 stored, 2 stored and the caller must schedule a drain, 3 stored and
 # the drain task pushed to the broker queue by this script.
 _ADMIT = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
+if redis.call('EXISTS', KEYS[5]) == 1 then return 1 end
 if redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[4]) then
-  if KEYS[5] then redis.call('LPUSH', KEYS[5], ARGV[5]); return 3 end
+  if KEYS[6] then redis.call('LPUSH', KEYS[6], ARGV[5]); return 3 end
   return 2
 end
 return 1
@@ -127,7 +129,7 @@ class Inbox:
         """
         conv = message.conversation.id
         keys = [self.keys.dedupe(message.dedupe_key), self.keys.inbox(conv),
-                self.keys.dirty(), self.keys.scheduled(conv)]
+                self.keys.dirty(), self.keys.scheduled(conv), self.keys.lease(conv)]
         args: list[str | int] = [self.dedupe_ttl, Envelope.wrap(message).model_dump_json(),
                                  conv, self.schedule_ms]
         if drain_task is not None:

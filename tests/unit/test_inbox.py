@@ -46,6 +46,15 @@ async def test_admit_stores_and_schedules_first_only(inbox: Inbox, redis: Redis,
     assert third.schedule is True
 
 
+async def test_no_drain_is_scheduled_while_one_holds_the_lease(inbox: Inbox, redis: Redis,
+                                                               keys: KeyBuilder) -> None:
+    token = await _lease_token(inbox)
+    held = await inbox.admit(make_inbound("while a drain runs"))
+    assert (held.duplicate, held.schedule, held.pushed) == (False, False, False)
+    assert not await redis.exists(keys.scheduled(CONV))
+    assert await inbox.release_if_empty(CONV, token) is False  # the holder takes it next
+
+
 async def test_duplicate_event_is_not_stored(inbox: Inbox, redis: Redis,
                                              keys: KeyBuilder) -> None:
     await inbox.admit(make_inbound("one", event_id="e-1"))
