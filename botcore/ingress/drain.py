@@ -116,8 +116,7 @@ class Drainer:
             return True
         entries += _readable_prefix(raw_entries[1:])  # a bad one waits until it is the head
         batch = await self._batch(conv, entries)
-        attempts = int(await self.inbox.redis.incr(self.inbox.keys.attempts(conv, batch[0].id)))
-        await self.inbox.redis.expire(self.inbox.keys.attempts(conv, batch[0].id), 86_400)
+        attempts = await self.inbox.count_attempt(conv, batch[0].id)
         if attempts > self.settings.max_attempts:
             return await self._give_up(conv, lease, head, batch[0], None, attempts, stats)
         try:
@@ -131,8 +130,8 @@ class Drainer:
             await asyncio.sleep(min(0.2 * 2 ** (attempts - 1), 5.0))
             return True
         stats.turns += 1
-        popped = await self.inbox.pop(conv, lease.token, head, len(batch))
-        await self.inbox.redis.delete(self.inbox.keys.attempts(conv, batch[0].id))
+        popped = await self.inbox.pop(conv, lease.token, head, len(batch),
+                                      attempts_of=batch[0].id)
         if popped == 0:
             stats.lease_lost = True
         return popped != 0

@@ -40,12 +40,14 @@ if redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[4]) then
 end
 return 1
 """
-# KEYS: lease, inbox. ARGV: token, n, head. Pops n entries if we hold the lease and the head
-# is still the entry we processed. Returns 1 popped, 0 lease lost, -1 head changed.
+# KEYS: lease, inbox[, attempts counter to delete]. ARGV: token, n, head. Pops n entries if
+# we hold the lease and the head is still the entry we processed (then forgets the attempt
+# counter). Returns 1 popped, 0 lease lost, -1 head changed.
 _POP = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[3] then return -1 end
 redis.call('LPOP', KEYS[2], tonumber(ARGV[2]))
+if KEYS[3] then redis.call('DEL', KEYS[3]) end
 return 1
 """
 # KEYS: lease, inbox, dirty, dlq. ARGV: token, head, conv_id, dead_letter_json.
@@ -148,11 +150,23 @@ class Inbox:
         found = await self.redis.lrange(self.keys.inbox(conversation_id), 0, count - 1)
         return [item if isinstance(item, bytes) else item.encode() for item in found]
 
-    async def pop(self, conversation_id: str, token: int, head: bytes, count: int = 1) -> int:
-        """Pop ``count`` entries if the lease is ours and ``head`` is still first."""
-        return int(await self._pop(keys=[self.keys.lease(conversation_id),
-                                         self.keys.inbox(conversation_id)],
-                                   args=[token, count, head]))
+    async def pop(self, conversation_id: str, token: int, head: bytes, count: int = 1, *,
+                  attempts_of: str | None = None) -> int:
+        """Pop ``count`` entries if the lease is ours and ``head`` is still first; also
+        forget the attempt counter of envelope ``attempts_of``."""
+        keys = [self.keys.lease(conversation_id), self.keys.inbox(conversation_id)]
+        if attempts_of is not None:
+            keys.append(self.keys.attempts(conversation_id, attempts_of))
+        return int(await self._pop(keys=keys, args=[token, count, head]))
+
+    async def count_attempt(self, conversation_id: str, envelope_id: str) -> int:
+        """Count one more start of this envelope's turn (kept a day); returns the count."""
+        key = self.keys.attempts(conversation_id, envelope_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, 86_400)
+        count, _ = await pipe.execute()
+        return int(count)
 
     async def dead_letter(self, conversation_id: str, token: int, head: bytes,
                           error: str, attempts: int) -> int:

@@ -12,6 +12,12 @@ __all__ = ["IdempotentReplier"]
 
 _DONE = b"done"
 _RECORD_TTL = 86_400
+# KEYS: sent record. ARGV: ttl. 0 when the reply was delivered before, else marks it sending.
+_BEGIN = """
+if redis.call('GET', KEYS[1]) == 'done' then return 0 end
+redis.call('SET', KEYS[1], 'sending', 'EX', ARGV[1])
+return 1
+"""
 
 
 class _DoneStream:
@@ -58,17 +64,20 @@ class IdempotentReplier:
         state = await self._redis.get(self._keys.sent(message.idempotency_key))
         return state == _DONE
 
+    async def _begin(self, message: OutboundMessage) -> bool:
+        """Mark the reply ``sending`` unless it is ``done``; True if it must be sent."""
+        return bool(await self._redis.eval(_BEGIN, 1, self._keys.sent(message.idempotency_key),
+                                           _RECORD_TTL))
+
     async def mark_done(self, message: OutboundMessage) -> None:
         """Record that ``message`` reached the platform."""
         await self._redis.set(self._keys.sent(message.idempotency_key), _DONE, ex=_RECORD_TTL)
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """Send unless this reply was already delivered."""
-        if await self._already_done(message):
+        if not await self._begin(message):
             self.skipped += 1
             return SendResult(extra={"skipped": True})
-        await self._redis.set(self._keys.sent(message.idempotency_key), b"sending",
-                              ex=_RECORD_TTL)
         result = await self._adapter.send(message)
         await self.mark_done(message)
         return result

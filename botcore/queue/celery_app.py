@@ -63,6 +63,15 @@ def celery_settings(settings: Settings, redis_url: str) -> dict[str, Any]:
     }
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (it comes with ``uvicorn[standard]``), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class DrainPool:
     """Runs many drains at once on one event loop thread of a pool process.
 
@@ -74,7 +83,7 @@ class DrainPool:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.loop = asyncio.new_event_loop()
+        self.loop = _new_loop()
         self.drainer: Drainer | None = None
         self._slots: asyncio.Semaphore | None = None
         self._running: set[asyncio.Task[None]] = set()
