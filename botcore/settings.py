@@ -60,7 +60,10 @@ class IngressSettings(BaseModel):
     lease_ttl: float = Field(30.0, gt=0.5, description="seconds a drain owns a conversation")
     schedule_ttl: float = Field(15.0, gt=0.5, description="seconds a queued drain is trusted")
     sweep_interval: float = Field(1.0, gt=0.0, description="seconds between sweeper passes")
-    max_attempts: int = Field(3, ge=1, description="turns tried before dead-lettering")
+    max_attempts: int = Field(3, ge=1, description="failed turns (the handler raised or "
+                              "timed out) before the message is dead-lettered")
+    max_crashes: int = Field(8, ge=1, description="turns cut short by a dying worker before "
+                             "the message is dead-lettered (a message that kills workers)")
     merge_window: float = Field(0.0, ge=0.0, description="seconds to wait for more lines")
     max_merge: int = Field(5, ge=1, description="messages merged into one turn at most")
     max_body_bytes: int = Field(1_048_576, ge=1024)

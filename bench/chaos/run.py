@@ -111,9 +111,11 @@ async def wait_replies(redis: Redis, keys: list[str], expected: int, stall: floa
 
 
 def _texts(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[tuple[int, bytes]]:
-    """(sequence number, reply id) of each final message."""
-    return [(int(fields[b"text"]), fields.get(b"id", b"")) for _, fields in entries
-            if fields.get(b"type") == b"message"]
+    """(sequence number, reply id) of each final message; an apology (a dead-lettered
+    message: not a number) counts as -1, so that message shows up as lost."""
+    return [(int(text) if text.isdigit() else -1, fields.get(b"id", b""))
+            for _, fields in entries if fields.get(b"type") == b"message"
+            for text in [fields.get(b"text", b"")]]
 
 
 async def reconcile(redis: Redis, outboxes: dict[str, str], per_conversation: list[int],
@@ -125,6 +127,8 @@ async def reconcile(redis: Redis, outboxes: dict[str, str], per_conversation: li
         seen: dict[int, bytes] = {}
         highest = -1
         for seq, reply_id in seqs:
+            if seq < 0:  # an apology: its message stays missing, i.e. lost
+                continue
             if seq in seen:
                 outcome.duplicated += 1
                 outcome.dup_same_id += bool(reply_id) and seen[seq] == reply_id

@@ -24,7 +24,7 @@ from botcore.sessions import Lease
 from botcore.sessions.redis import acquire_lease
 from botcore.settings import IngressSettings
 
-__all__ = ["DrainStats", "Drainer", "TurnFailed", "merge_envelopes"]
+__all__ = ["DrainStats", "Drainer", "merge_envelopes"]
 
 log = structlog.get_logger("botcore.drain")
 
@@ -32,10 +32,6 @@ log = structlog.get_logger("botcore.drain")
 TurnFn = Callable[[list[Envelope], int], Awaitable[None]]
 #: Sends the apology for a dead-lettered envelope (best effort).
 ApologyFn = Callable[[Envelope, BaseException | None], Awaitable[None]]
-
-
-class TurnFailed(Exception):
-    """Wraps the last error of a turn that failed ``max_attempts`` times."""
 
 
 @dataclass
@@ -116,18 +112,19 @@ class Drainer:
             return True
         entries += _readable_prefix(raw_entries[1:])  # a bad one waits until it is the head
         batch = await self._batch(conv, entries)
-        attempts = await self.inbox.count_attempt(conv, batch[0].id)
-        if attempts > self.settings.max_attempts:
-            return await self._give_up(conv, lease, head, batch[0], None, attempts, stats)
+        starts, failures = await self.inbox.count_start(conv, batch[0].id)
+        if starts - 1 - failures >= self.settings.max_crashes:  # it keeps killing workers
+            return await self._give_up(conv, lease, head, batch[0], None, starts, stats)
         try:
-            await asyncio.wait_for(self._run_turn(batch, attempts), self.turn_timeout)
+            await asyncio.wait_for(self._run_turn(batch, starts), self.turn_timeout)
         except Exception as exc:
             stats.failures += 1
-            log.warning("turn failed", conversation=conv, attempt=attempts,
+            failures = await self.inbox.count_failure(conv, batch[0].id)
+            log.warning("turn failed", conversation=conv, attempt=failures,
                         error=type(exc).__name__, trace_id=batch[0].trace_id)
-            if attempts >= self.settings.max_attempts:
-                return await self._give_up(conv, lease, head, batch[0], exc, attempts, stats)
-            await asyncio.sleep(min(0.2 * 2 ** (attempts - 1), 5.0))
+            if failures >= self.settings.max_attempts:
+                return await self._give_up(conv, lease, head, batch[0], exc, failures, stats)
+            await asyncio.sleep(min(0.2 * 2 ** (failures - 1), 5.0))
             return True
         stats.turns += 1
         popped = await self.inbox.pop(conv, lease.token, head, len(batch),
@@ -150,7 +147,8 @@ class Drainer:
 
     async def _give_up(self, conv: str, lease: Lease, head: bytes, entry: Envelope,
                        exc: BaseException | None, attempts: int, stats: DrainStats) -> bool:
-        error = f"{type(exc).__name__}: {exc}" if exc else "worker died during the turn"
+        error = (f"{type(exc).__name__}: {exc}" if exc
+                 else f"the worker died during this turn {attempts - 1} times")
         try:
             await self._apologize(entry, exc)
         except Exception as apology_error:  # the dead letter must still be written

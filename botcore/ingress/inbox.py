@@ -159,14 +159,24 @@ class Inbox:
             keys.append(self.keys.attempts(conversation_id, attempts_of))
         return int(await self._pop(keys=keys, args=[token, count, head]))
 
-    async def count_attempt(self, conversation_id: str, envelope_id: str) -> int:
-        """Count one more start of this envelope's turn (kept a day); returns the count."""
+    async def count_start(self, conversation_id: str, envelope_id: str) -> tuple[int, int]:
+        """Count one more start of this envelope's turn; returns ``(starts, failures)``.
+
+        ``starts - 1 - failures`` earlier starts ended without success or failure: the
+        worker died during them.
+        """
         key = self.keys.attempts(conversation_id, envelope_id)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.incr(key)
+        pipe.hincrby(key, "starts", 1)
+        pipe.hget(key, "failures")
         pipe.expire(key, 86_400)
-        count, _ = await pipe.execute()
-        return int(count)
+        starts, failures, _ = await pipe.execute()
+        return int(starts), int(failures or 0)
+
+    async def count_failure(self, conversation_id: str, envelope_id: str) -> int:
+        """Count a turn that raised; returns the failures so far."""
+        key = self.keys.attempts(conversation_id, envelope_id)
+        return int(await self.redis.hincrby(key, "failures", 1))
 
     async def dead_letter(self, conversation_id: str, token: int, head: bytes,
                           error: str, attempts: int) -> int:

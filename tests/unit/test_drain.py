@@ -179,18 +179,34 @@ async def test_apology_failure_still_dead_letters(redis: Redis, keys: KeyBuilder
 
 async def test_worker_died_during_turn_is_dead_lettered(redis: Redis,
                                                         keys: KeyBuilder) -> None:
-    """A head whose attempts already reached the limit (workers died mid-turn) is not run
-    again: it goes to the dead letters with an apology."""
+    """A head whose turn was cut short by dying workers max_crashes times is not run again:
+    it goes to the dead letters with an apology (a message that kills every worker)."""
     turns = _Turns()
-    drainer = _drainer(redis, keys, turns, max_attempts=2)
+    drainer = _drainer(redis, keys, turns, max_crashes=2)
     await _admit(drainer, "poison", "fine")
     head = Envelope.model_validate_json((await drainer.inbox.head(CONV))[0])
-    await redis.set(keys.attempts(CONV, head.id), 2)
+    await redis.hset(keys.attempts(CONV, head.id), mapping={"starts": 2, "failures": 0})
     stats = await drainer.drain(CONV)
     assert turns.batches == [["fine"]]
     assert turns.apologies == [("poison", None)]
     assert stats.dead_letters == 1
-    assert (await drainer.inbox.dead_letters())[0]["error"] == "worker died during the turn"
+    assert (await drainer.inbox.dead_letters())[0]["error"] == (
+        "the worker died during this turn 2 times")
+
+
+async def test_crashes_do_not_use_up_the_failure_attempts(redis: Redis,
+                                                          keys: KeyBuilder) -> None:
+    """Workers killed during a turn (chaos, deploys) are not handler failures: the message
+    is still run, and answered, after more crashes than max_attempts."""
+    turns = _Turns()
+    drainer = _drainer(redis, keys, turns, max_attempts=2, max_crashes=8)
+    await _admit(drainer, "survivor")
+    head = Envelope.model_validate_json((await drainer.inbox.head(CONV))[0])
+    await redis.hset(keys.attempts(CONV, head.id), mapping={"starts": 5, "failures": 1})
+    stats = await drainer.drain(CONV)
+    assert turns.batches == [["survivor"]]
+    assert turns.attempts == [6]
+    assert (stats.turns, stats.dead_letters) == (1, 0)
 
 
 async def test_lease_lost_stops_the_drain(redis: Redis, keys: KeyBuilder) -> None:
