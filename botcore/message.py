@@ -19,6 +19,7 @@ __all__ = [
     "ChatType",
     "Citation",
     "ConversationKey",
+    "EventType",
     "InboundMessage",
     "OutboundMessage",
     "Segment",
@@ -36,6 +37,20 @@ class ChannelId(StrEnum):
     DINGTALK = "dingtalk"
     FEISHU = "feishu"
     TELEGRAM = "telegram"
+
+
+class EventType(StrEnum):
+    """Event names every adapter uses where the platform has the event, so that one
+    ``@app.event("card_action")`` works on every channel. The platform's own name is kept in
+    ``event_data["native"]``; events without a common name keep their platform name."""
+
+    CARD_ACTION = "card_action"    # a button on a card or keyboard was pressed
+    MENU_CLICK = "menu_click"      # an app menu item was clicked
+    ENTER_CHAT = "enter_chat"      # a user opened the chat with the bot
+    MEMBER_JOINED = "member_joined"
+    MEMBER_LEFT = "member_left"
+    BOT_ADDED = "bot_added"        # the bot was added to a group
+    BOT_REMOVED = "bot_removed"
 
 
 ChatType = Literal["private", "group"]

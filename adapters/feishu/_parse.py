@@ -53,6 +53,8 @@ def parse_event(env: EventEnvelope, raw: Mapping[str, Any],
             return (_message_v2(env.header.event_id, env.event, raw, ctx),)
         if env.event_type == "card.action.trigger":
             return (_card_action(env.header.event_id, env.event, raw, ctx),)
+        if env.event_type in _CHAT_EVENTS:
+            return (_chat_event(env.header.event_id, env.event_type, env.event, raw, ctx),)
         return ()
     if env.uuid and env.event_type == "message":
         return (_message_v1(env.uuid, env.event, raw, ctx),)
@@ -164,6 +166,40 @@ def _message_v2(event_id: str, event: dict[str, Any], raw: Mapping[str, Any],
     )
 
 
+#: Feishu chat events → botcore's common names (botcore.message.EventType).
+_CHAT_EVENTS = {
+    "im.chat.member.user.added_v1": "member_joined",
+    "im.chat.member.user.deleted_v1": "member_left",
+    "im.chat.member.user.withdrawn_v1": "member_left",
+    "im.chat.member.bot.added_v1": "bot_added",
+    "im.chat.member.bot.deleted_v1": "bot_removed",
+    "im.chat.access_event.bot_p2p_chat_entered_v1": "enter_chat",
+}
+
+
+def _open_id(value: Any) -> str:
+    return _s(_d(value).get("open_id")) or _s(_d(value).get("user_id"))
+
+
+def _chat_event(event_id: str, native: str, event: dict[str, Any], raw: Mapping[str, Any],
+                ctx: ParseContext) -> InboundMessage:
+    """Members joined or left, the bot was added or removed, a user opened the p2p chat."""
+    chat_id = _s(event.get("chat_id"))
+    users = [{"open_id": _open_id(user.get("user_id")), "name": _s(user.get("name"))}
+             for user in event.get("users") or [] if isinstance(user, dict)]
+    private = native.startswith("im.chat.access_event")
+    return InboundMessage(
+        channel=CHANNEL, bot_id=ctx.bot_id,
+        conversation=ConversationKey(channel=CHANNEL, bot_id=ctx.bot_id, chat_id=chat_id),
+        event_id=event_id, kind="event", event_type=_CHAT_EVENTS[native],
+        chat_type="private" if private else "group",
+        sender=Sender(id=_open_id(event.get("operator_id"))), mentioned=True,
+        event_data={"native": native, "users": users, "chat_name": _s(event.get("name"))},
+        platform={"chat_id": chat_id, "receive_id_type": "chat_id"},
+        raw=dict(raw),
+    )
+
+
 def _card_action(event_id: str, event: dict[str, Any], raw: Mapping[str, Any],
                  ctx: ParseContext) -> InboundMessage:
     context, action = _d(event.get("context")), _d(event.get("action"))
@@ -178,7 +214,7 @@ def _card_action(event_id: str, event: dict[str, Any], raw: Mapping[str, Any],
         event_type="card_action",
         sender=Sender(id=_s(operator.get("open_id")) or _s(operator.get("user_id"))),
         mentioned=True, reply_to=message_id or None,
-        event_data={**data, "open_message_id": message_id},
+        event_data={**data, "open_message_id": message_id, "native": "card.action.trigger"},
         platform={"chat_id": chat_id, "message_id": message_id, "receive_id_type": "chat_id"},
         raw=dict(raw),
     )

@@ -180,11 +180,12 @@ def _from_callback(update: Update, query: CallbackQuery, me: BotIdentity,
     return InboundMessage(
         channel=CHANNEL, bot_id=me.bot_id, conversation=_conversation(chat, me, thread),
         event_id=str(update.update_id), message_id=str(msg.message_id) if msg else None,
-        kind="event", event_type="callback_query",
+        kind="event", event_type="card_action",
         chat_type="private" if chat.type == "private" else "group",
         sender=Sender(id=str(query.from_.id), name=_name(query.from_), is_bot=query.from_.is_bot),
         text=query.data or "", mentioned=True,
-        event_data={"data": query.data, "callback_query_id": query.id,
+        event_data={"native": "callback_query", "data": query.data,
+                    "callback_query_id": query.id,
                     "message_id": msg.message_id if msg else None,
                     "inline_message_id": query.inline_message_id},
         platform=_platform(chat, me, thread, callback_query_id=query.id),
@@ -192,15 +193,43 @@ def _from_callback(update: Update, query: CallbackQuery, me: BotIdentity,
     )
 
 
+def _from_membership_message(update: Update, msg: Message, me: BotIdentity,
+                             raw: Mapping[str, Any]) -> InboundMessage:
+    """A service message: members joined (``new_chat_members``) or one left."""
+    joined = bool(msg.new_chat_members)
+    users = msg.new_chat_members if joined else (msg.left_chat_member,)
+    return InboundMessage(
+        channel=CHANNEL, bot_id=me.bot_id, conversation=_conversation(msg.chat, me, None),
+        event_id=str(update.update_id), message_id=str(msg.message_id), kind="event",
+        event_type="member_joined" if joined else "member_left",
+        chat_type="private" if msg.chat.type == "private" else "group",
+        sender=Sender(id=str(msg.from_.id) if msg.from_ else "",
+                      name=_name(msg.from_) if msg.from_ else None),
+        mentioned=True, timestamp=float(msg.date),
+        event_data={"native": "new_chat_members" if joined else "left_chat_member",
+                    "users": [{"id": str(u.id), "name": _name(u), "is_bot": u.is_bot}
+                              for u in users if u is not None]},
+        platform=_platform(msg.chat, me, None),
+        raw=raw,
+    )
+
+
+def _membership_event(status: object) -> str:
+    """``my_chat_member``: the bot's own membership changed."""
+    return "bot_removed" if status in {"left", "kicked"} else "bot_added"
+
+
 def _from_member(update: Update, change: ChatMemberUpdated, me: BotIdentity,
                  raw: Mapping[str, Any]) -> InboundMessage:
     return InboundMessage(
         channel=CHANNEL, bot_id=me.bot_id, conversation=_conversation(change.chat, me, None),
-        event_id=str(update.update_id), kind="event", event_type="my_chat_member",
+        event_id=str(update.update_id), kind="event",
+        event_type=_membership_event(change.new_chat_member.get("status")),
         chat_type="private" if change.chat.type == "private" else "group",
         sender=Sender(id=str(change.from_.id), name=_name(change.from_)),
         timestamp=float(change.date),
-        event_data={"old_status": change.old_chat_member.get("status"),
+        event_data={"native": "my_chat_member",
+                    "old_status": change.old_chat_member.get("status"),
                     "new_status": change.new_chat_member.get("status"),
                     "chat_title": change.chat.title},
         platform=_platform(change.chat, me, None),
@@ -213,7 +242,10 @@ def parse_update(update: Update, me: BotIdentity,
     """The messages of one update (``raw`` is its JSON, kept for debugging): none for update
     types botcore does not handle and for commands addressed to another bot."""
     found: InboundMessage | None = None
-    if update.message is not None:
+    if update.message is not None and (update.message.new_chat_members
+                                       or update.message.left_chat_member):
+        found = _from_membership_message(update, update.message, me, raw)
+    elif update.message is not None:
         found = _from_message(update, update.message, me, False, raw)
     elif update.edited_message is not None:
         found = _from_message(update, update.edited_message, me, True, raw)

@@ -181,6 +181,8 @@ class Message(BaseModel):
     voice: Voice | None = None
     sticker: dict[str, Any] | None = None
     reply_to_message: Message | None = None
+    new_chat_members: tuple[User, ...] = ()
+    left_chat_member: User | None = None
 
 
 class CallbackQuery(BaseModel):

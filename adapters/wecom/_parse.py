@@ -37,6 +37,16 @@ __all__ = [
 _LEADING_MENTION = re.compile(r"^\s*@\S+\s*")
 
 
+#: WeCom event names → botcore's common names (botcore.message.EventType).
+_COMMON_EVENTS = {"click": "menu_click", "enter_agent": "enter_chat",
+                  "enter_chat": "enter_chat", "template_card_event": "card_action"}
+
+
+def common_event(native: str) -> str:
+    """The common event name for a WeCom event (the native name when there is none)."""
+    return _COMMON_EVENTS.get(native, native)
+
+
 def _bad(reason: str) -> SignatureError:
     return SignatureError(reason, channel=CHANNEL, status=400)
 
@@ -135,14 +145,14 @@ def build_app_message(bot_id: str, default_agent: int | None, cb: AppCallback,
         event_id=event_id,
         message_id=None if is_event else cb.msg_id,
         kind="event" if is_event else "message",
-        event_type=cb.event if is_event else None,
+        event_type=common_event(cb.event or "") if is_event else None,
         chat_type="private",
         sender=Sender(id=cb.from_user),
         text="" if is_event else text,
         segments=segments,
         mentioned=True,
         timestamp=float(cb.create_time),
-        event_data=dict(fields) if is_event else {},
+        event_data={**fields, "native": cb.event} if is_event else {},
         platform={"mode": "app", "touser": cb.from_user, "agent_id": agent},
         raw=dict(fields),
     )
@@ -203,7 +213,7 @@ def build_aibot_message(bot_id: str, cb: AiBotCallback, received_at: float) -> I
         event_id=f"{cb.aibotid}:{cb.sender.userid}:{cb.msgid}",
         message_id=cb.msgid,
         kind="event" if is_event else "message",
-        event_type=str(event.get("eventtype", "")) or None if is_event else None,
+        event_type=common_event(str(event.get("eventtype", ""))) or None if is_event else None,
         chat_type="group" if is_group else "private",
         sender=Sender(id=cb.sender.userid),
         text=text,

@@ -109,3 +109,36 @@ async def test_sender_app_is_bot(make_adapter: MakeAdapter) -> None:
     payload["event"]["sender"]["sender_type"] = "app"
     msg = await parse(make_adapter, payload)
     assert msg.sender.is_bot is True
+
+
+def _chat_event(event_type: str, event: dict[str, Any], event_id: str) -> dict[str, Any]:
+    envelope = message_event(event_id=event_id)
+    envelope["header"]["event_type"] = event_type
+    envelope["event"] = event
+    return envelope
+
+
+@pytest.mark.parametrize(("native", "common"), [
+    ("im.chat.member.user.added_v1", "member_joined"),
+    ("im.chat.member.user.deleted_v1", "member_left"),
+    ("im.chat.member.bot.added_v1", "bot_added"),
+])
+async def test_chat_member_events_get_common_names(make_adapter: MakeAdapter, native: str,
+                                                   common: str) -> None:
+    event = {"chat_id": "oc_group", "operator_id": {"open_id": "ou_admin"}, "name": "客服群",
+             "users": [{"name": "李四", "tenant_key": "tk", "user_id": {"open_id": "ou_lisi"}}]}
+    msg = await parse(make_adapter, _chat_event(native, event, f"ev-{common}"))
+    assert (msg.kind, msg.event_type, msg.chat_type) == ("event", common, "group")
+    assert msg.event_data["native"] == native
+    assert msg.conversation.chat_id == "oc_group"
+    assert msg.sender.id == "ou_admin"
+    assert msg.event_data["users"] == [{"open_id": "ou_lisi", "name": "李四"}]
+
+
+async def test_p2p_chat_entered_is_enter_chat(make_adapter: MakeAdapter) -> None:
+    event = {"chat_id": "oc_p2p", "operator_id": {"open_id": "ou_user"},
+             "last_message_id": "om_9"}
+    msg = await parse(make_adapter, _chat_event(
+        "im.chat.access_event.bot_p2p_chat_entered_v1", event, "ev-enter"))
+    assert (msg.event_type, msg.chat_type, msg.sender.id) == ("enter_chat", "private",
+                                                              "ou_user")

@@ -177,7 +177,8 @@ async def test_edited_message_is_an_event(adapter: TelegramAdapter) -> None:
 async def test_callback_query(adapter: TelegramAdapter) -> None:
     msg = await one(adapter, callback_query("choice:2", update_id=21))
     assert msg.kind == "event"
-    assert msg.event_type == "callback_query"
+    assert msg.event_type == "card_action"  # the common name: @app.event("card_action")
+    assert msg.event_data["native"] == "callback_query"
     assert msg.event_id == "21"
     assert msg.event_data["data"] == "choice:2"
     assert msg.event_data["callback_query_id"] == "4382bfdwdsb323b2d9"
@@ -189,7 +190,10 @@ async def test_callback_query(adapter: TelegramAdapter) -> None:
 
 async def test_my_chat_member(adapter: TelegramAdapter) -> None:
     msg = await one(adapter, my_chat_member("left", "member"))
-    assert (msg.kind, msg.event_type) == ("event", "my_chat_member")
+    assert (msg.kind, msg.event_type) == ("event", "bot_added")
+    assert msg.event_data["native"] == "my_chat_member"
+    removed = await one(adapter, my_chat_member("member", "kicked", update_id=99))
+    assert removed.event_type == "bot_removed"
     assert msg.event_data["old_status"] == "left"
     assert msg.event_data["new_status"] == "member"
     assert msg.chat_type == "group"
@@ -214,3 +218,14 @@ async def test_group_kinds_map_to_group(adapter: TelegramAdapter, chat_type: str
     msg = await one(adapter, message("x", chat={**GROUP, "type": chat_type}))
     assert msg.chat_type == "group"
     assert msg.platform["chat_type"] == chat_type
+
+
+async def test_members_joining_and_leaving_are_common_events(adapter: TelegramAdapter) -> None:
+    bob = {"id": 2222, "is_bot": False, "first_name": "Bob"}
+    joined = await one(adapter, message(chat=GROUP, update_id=51, new_chat_members=[bob]))
+    assert (joined.kind, joined.event_type) == ("event", "member_joined")
+    assert joined.event_data["users"] == [{"id": "2222", "name": "Bob", "is_bot": False}]
+    assert joined.event_data["native"] == "new_chat_members"
+    assert joined.text == ""
+    left = await one(adapter, message(chat=GROUP, update_id=52, left_chat_member=bob))
+    assert (left.event_type, left.event_data["native"]) == ("member_left", "left_chat_member")

@@ -118,15 +118,16 @@ async def test_message_types(make_adapter: Make, msg_type: str, fields: str, seg
     assert msg.event_id == "1000002:zhangsan:1234567890123456"
 
 
-@pytest.mark.parametrize(("fields", "event_type", "event_id"), [
-    ("<Event>enter_agent</Event><EventKey></EventKey>", "enter_agent",
+@pytest.mark.parametrize(("fields", "native", "event_type", "event_id"), [
+    ("<Event>enter_agent</Event><EventKey></EventKey>", "enter_agent", "enter_chat",
      "1000002:zhangsan:1409659813:enter_agent:"),
-    ("<Event>click</Event><EventKey>#sendmsg#_0_0</EventKey>", "click",
+    ("<Event>click</Event><EventKey>#sendmsg#_0_0</EventKey>", "click", "menu_click",
      "1000002:zhangsan:1409659813:click:#sendmsg#_0_0"),
     ("<Event>change_contact</Event><ChangeType>create_user</ChangeType><UserID>lisi</UserID>",
-     "change_contact", "1000002:zhangsan:1409659813:change_contact:"),
+     "change_contact", "change_contact", "1000002:zhangsan:1409659813:change_contact:"),
 ])
-async def test_events(make_adapter: Make, fields: str, event_type: str, event_id: str) -> None:
+async def test_events(make_adapter: Make, fields: str, native: str, event_type: str,
+                      event_id: str) -> None:
     adapter = make_adapter(app_options())
     xml = app_xml("event", fields, msg_id=None)
     outcome = await adapter.handle_webhook(signed_post(CRYPT, CRYPT.encrypt(xml), TS))
@@ -135,7 +136,8 @@ async def test_events(make_adapter: Make, fields: str, event_type: str, event_id
     assert msg.kind == "event"
     assert msg.event_type == event_type
     assert msg.event_id == event_id
-    assert msg.event_data["Event"] == event_type
+    assert msg.event_data["Event"] == native  # the platform's name stays in the data
+    assert msg.event_data["native"] == native
 
 
 async def test_voice_recognition_becomes_text(make_adapter: Make) -> None:
