@@ -86,6 +86,11 @@ class RobotMessage(BaseModel):
     content: Mapping[str, Any] | str | None = None
 
 
+#: DingTalk event types → botcore's common names (botcore.message.EventType).
+_COMMON_EVENTS = {"chat_add_member": "member_joined", "chat_remove_member": "member_left",
+                  "chat_quit": "member_left"}
+
+
 def _content(msg: RobotMessage) -> Mapping[str, Any]:
     return msg.content if isinstance(msg.content, Mapping) else {}
 
@@ -200,8 +205,10 @@ def event_to_inbound(data: Mapping[str, Any], bot_id: str, digest: str) -> Inbou
         channel=CHANNEL, bot_id=bot_id,
         conversation=ConversationKey(channel=CHANNEL, bot_id=bot_id, chat_id=str(chat)),
         event_id=str(data.get("EventId") or digest), kind="event",
-        event_type=str(data.get("EventType") or "unknown"),
+        event_type=_COMMON_EVENTS.get(str(data.get("EventType")),
+                                      str(data.get("EventType") or "unknown")),
         chat_type="group" if data.get("OpenConversationId") or data.get("ChatId") else "private",
         sender=Sender(id=str(operator) if not isinstance(operator, list) else "dingtalk"),
-        event_data=dict(data), platform={"eventType": data.get("EventType")},
+        event_data={**data, "native": data.get("EventType")},
+        platform={"eventType": data.get("EventType")},
     )

@@ -208,5 +208,10 @@ async def test_encrypted_robot_message_and_event(redis: Redis, keys: KeyBuilder)
     assert isinstance(event, Accepted)
     msg = event.messages[0]
     assert (msg.kind, msg.event_type, msg.event_id) == ("event", "chat_update_title", "ev9")
+    joined = await adapter.handle_webhook(encrypted_request(
+        {"EventType": "chat_add_member", "ChatId": "chat1", "EventId": "ev10"}))
+    assert isinstance(joined, Accepted)
+    assert joined.messages[0].event_type == "member_joined"  # the common name
+    assert joined.messages[0].event_data["native"] == "chat_add_member"
     forged = await adapter.handle_webhook(encrypted_request({"EventType": "x"}, token="other"))
     assert forged == Rejected(401, "bad_signature")
