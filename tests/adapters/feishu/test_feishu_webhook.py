@@ -90,7 +90,7 @@ async def test_v1_event(make_adapter: MakeAdapter) -> None:
 async def test_unknown_authentic_event_is_accepted_and_ignored(
         make_adapter: MakeAdapter) -> None:
     payload = message_event()
-    payload["header"]["event_type"] = "im.chat.member.bot.added_v1"
+    payload["header"]["event_type"] = "im.chat.updated_v1"
     outcome = await make_adapter().handle_webhook(signed(payload))
     assert outcome == Accepted((), ack_body="{}", content_type="application/json")
 
