@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
 
+from botcore.channel import IngestFn
+from botcore.errors import ConfigError
 from botcore.ingress.inbox import Inbox
 from botcore.metrics import WebMetrics
 from botcore.queue import CeleryEnqueuer, Enqueuer
@@ -77,8 +80,33 @@ def _start_listeners(runtime: Runtime, ingress: Ingress) -> list[asyncio.Task[An
         mode = runtime.settings.bots[bot_id].options.get("mode", "")
         if listen is not None and mode in {"long_connection", "stream", "polling"}:
             log.info("starting long connection", bot=bot_id, mode=mode)
-            tasks.append(asyncio.create_task(listen(ingress.ingest), name=f"listen-{bot_id}"))
+            tasks.append(asyncio.create_task(supervise(bot_id, listen, ingress.ingest),
+                                             name=f"listen-{bot_id}"))
     return tasks
+
+
+async def supervise(bot_id: str, listen: Callable[[IngestFn], Awaitable[None]],
+                    ingest: IngestFn, *, first_delay: float = 1.0,
+                    max_delay: float = 60.0) -> None:
+    """Keep a long connection running: restart ``listen`` with backoff when it raises or
+    returns (adapters reconnect by themselves; this is the last line of defence). A
+    ConfigError (wrong credentials) stops it, loudly: retrying cannot help."""
+    delay = first_delay
+    while True:
+        started = time.monotonic()
+        try:
+            await listen(ingest)
+            log.warning("long connection ended; restarting", bot=bot_id)
+        except ConfigError as exc:
+            log.error("long connection stopped: fix the settings", bot=bot_id, error=str(exc))
+            return
+        except Exception as exc:
+            log.error("long connection failed; restarting", bot=bot_id,
+                      error=type(exc).__name__, retry_in=delay)
+        if time.monotonic() - started > max_delay:
+            delay = first_delay  # it ran for a while: start the backoff afresh
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)
 
 
 def _include_routers(app: FastAPI, settings: Settings) -> None:
