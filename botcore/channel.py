@@ -73,12 +73,15 @@ class Accepted:
     """Authentic: queue ``messages`` durably, then answer with ``ack_body``.
 
     ``messages`` may be empty (an authentic event the bot does not handle: answer 200 and
-    drop it).
+    drop it). ``limit_per_minute`` > 0 caps the messages one conversation may add a minute
+    (public channels: a visitor must not spend the model budget); over it, the ingress
+    stores nothing and answers 429. It is checked inside the durable write, at no extra cost.
     """
 
     messages: tuple[InboundMessage, ...]
     ack_body: bytes | str = b""
     content_type: str = "text/plain"
+    limit_per_minute: int = 0
 
 
 WebhookOutcome = Challenge | Rejected | Accepted

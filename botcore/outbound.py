@@ -71,11 +71,12 @@ class RateLimiter:
         self._channel = channel
         self.rate = rate
         self.burst = burst
+        self._bucket = redis.register_script(_BUCKET)  # EVALSHA: the script is sent once
 
     async def reserve(self, scope: str, cost: float = 1.0) -> float:
         """Take ``cost`` tokens if available now; return 0, or the seconds to wait first."""
-        wait = await self._redis.eval(_BUCKET, 1, self._keys.rate(self._channel, scope),
-                                      self.rate, self.burst, time.time(), cost)
+        wait = await self._bucket(keys=[self._keys.rate(self._channel, scope)],
+                                  args=[self.rate, self.burst, time.time(), cost])
         return float(wait)
 
     async def acquire(self, scope: str, cost: float = 1.0, *, max_wait: float = 60.0) -> None:

@@ -86,6 +86,8 @@ class WebChatConfig(BaseModel):
         allowed_origins: browser origins (``https://example.com``) allowed besides the page's
             own; ``"*"`` allows any. Requests without an ``Origin`` header (terminal) pass.
         history_limit: about how many events a conversation's reply stream keeps.
+        messages_per_minute: how many messages one conversation may send a minute (a public
+            page must not let one visitor spend the model budget); 0 turns the limit off.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -93,6 +95,7 @@ class WebChatConfig(BaseModel):
     access_key: SecretStr | None = None
     allowed_origins: list[str] = Field(default_factory=list)
     history_limit: int = Field(200, ge=1, le=100_000)
+    messages_per_minute: int = Field(20, ge=0, le=10_000)
 
 
 class _WebPayload(BaseModel):
@@ -197,6 +200,7 @@ class WebChatAdapter:
         Returns:
             Accepted with one message, or Rejected: 405 not a POST, 413 body over 64 KiB,
             403 foreign origin, 401 missing or wrong key, 400 malformed (naming the field).
+            Accepted carries ``messages_per_minute``: the ingress answers 429 over it.
         """
         if request.method.upper() != "POST":
             return Rejected(405, "web chat accepts POST only")
@@ -221,7 +225,8 @@ class WebChatAdapter:
         message = self._to_inbound(payload, data)
         ack = {"ok": True, "conversation_id": payload.conversation_id,
                "client_msg_id": payload.client_msg_id}
-        return Accepted((message,), json.dumps(ack), "application/json")
+        return Accepted((message,), json.dumps(ack), "application/json",
+                        limit_per_minute=self.config.messages_per_minute)
 
     def _to_inbound(self, payload: _WebPayload, raw: dict[str, Any]) -> InboundMessage:
         return InboundMessage(

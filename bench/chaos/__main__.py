@@ -54,7 +54,7 @@ def _durable_config(services: Services) -> dict[str, Any]:
         # The visibility timeout is task_time_limit + 60 s; the soft limit is limit - 15 s.
         "worker": {"task_time_limit": 30},
         "bots": {"chaos": {"channel": "web", "app": "bench.bots:chaos",
-                           "history_limit": 100_000}},
+                           "history_limit": 100_000, "messages_per_minute": 0}},
     }
 
 

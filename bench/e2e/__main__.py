@@ -124,7 +124,7 @@ async def _main(args: argparse.Namespace, console: Console) -> list[dict[str, An
             "redis_url": services.redis_url, "log_level": args.log_level,
             "ingress": {"sweep_interval": 0.5},
             "bots": {BOT: {"channel": "web", "app": MODELS[args.model],
-                           "history_limit": 100_000}}})
+                           "history_limit": 100_000, "messages_per_minute": 0}}})
         env = {"BENCH_CONFIG": str(config), "BENCH_REDIS_URL": services.redis_url}
         port = services.start_uvicorn("bench.servers:botcore_app", env, "web.log")
         for count in args.workers:

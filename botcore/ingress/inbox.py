@@ -24,18 +24,31 @@ from botcore.message import InboundMessage
 
 __all__ = ["Admission", "Envelope", "Inbox"]
 
-# KEYS: dedupe, inbox, dirty, scheduled, lease[, broker queue]. ARGV: dedupe_ttl_s,
-# payload, conv_id, schedule_ms[, drain task message]. While a drain holds the lease no
-# task is needed: the holder only lets go when the inbox is empty (_RELEASE_IF_EMPTY).
-# Returns 0 duplicate, 1 stored, 2 stored and the caller must schedule a drain, 3 stored and
-# the drain task pushed to the broker queue by this script.
+# KEYS: dedupe, inbox, dirty, scheduled, lease, broker queue, rate bucket. ARGV:
+# dedupe_ttl_s, payload, conv_id, schedule_ms, drain task message ('' for none),
+# limit per minute (0 for none), now (s). While a drain holds the lease no task is needed:
+# the holder only lets go when the inbox is empty (_RELEASE_IF_EMPTY).
+# Returns -1 over the conversation's limit (nothing stored), 0 duplicate, 1 stored,
+# 2 stored and the caller must schedule a drain, 3 stored and the drain task pushed.
 _ADMIT = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local limit = tonumber(ARGV[6])
+if limit > 0 then
+  local now = tonumber(ARGV[7])
+  local state = redis.call('HMGET', KEYS[7], 'tokens', 'ts')
+  local tokens = tonumber(state[1]) or limit
+  local ts = tonumber(state[2]) or now
+  tokens = math.min(limit, tokens + math.max(0, now - ts) * limit / 60)
+  if tokens < 1 then return -1 end
+  redis.call('HSET', KEYS[7], 'tokens', tokens - 1, 'ts', now)
+  redis.call('PEXPIRE', KEYS[7], 61000)
+end
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
 if redis.call('EXISTS', KEYS[5]) == 1 then return 1 end
 if redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[4]) then
-  if KEYS[6] then redis.call('LPUSH', KEYS[6], ARGV[5]); return 3 end
+  if ARGV[5] ~= '' then redis.call('LPUSH', KEYS[6], ARGV[5]); return 3 end
   return 2
 end
 return 1
@@ -100,6 +113,7 @@ class Admission:
     schedule: bool
     conversation_id: str
     pushed: bool = False
+    limited: bool = False
 
 
 class Inbox:
@@ -118,32 +132,35 @@ class Inbox:
         self._sweep = redis.register_script(_SWEEP)
 
     async def admit(self, message: InboundMessage, *,
-                    drain_task: tuple[str, str] | None = None) -> Admission:
+                    drain_task: tuple[str, str] | None = None,
+                    limit_per_minute: int = 0) -> Admission:
         """Store ``message`` durably unless it was seen before.
 
         Args:
             message: the inbound message.
             drain_task: ``(broker list key, task message)``: when this message claims the
                 schedule flag, the script pushes the drain task too (atomically).
+            limit_per_minute: messages the conversation may add a minute (0: no limit);
+                over it nothing is stored and ``Admission.limited`` is set.
 
         Raises:
             IngressError: Redis could not be written; answer 503 so the platform retries.
         """
         conv = message.conversation.id
+        queue, task = drain_task or (self.keys.inbox(conv), "")
         keys = [self.keys.dedupe(message.dedupe_key), self.keys.inbox(conv),
-                self.keys.dirty(), self.keys.scheduled(conv), self.keys.lease(conv)]
-        args: list[str | int] = [self.dedupe_ttl, Envelope.wrap(message).model_dump_json(),
-                                 conv, self.schedule_ms]
-        if drain_task is not None:
-            keys.append(drain_task[0])
-            args.append(drain_task[1])
+                self.keys.dirty(), self.keys.scheduled(conv), self.keys.lease(conv), queue,
+                self.keys.rate("admit", conv)]
+        args: list[str | int | float] = [
+            self.dedupe_ttl, Envelope.wrap(message).model_dump_json(), conv, self.schedule_ms,
+            task, limit_per_minute, time.time()]
         try:
             code = await self._admit(keys=keys, args=args)
         except (RedisError, OSError) as exc:
             raise IngressError(f"could not store the message durably: {type(exc).__name__}"
                                ) from exc
         return Admission(duplicate=code == 0, schedule=code == 2, conversation_id=conv,
-                         pushed=code == 3)
+                         pushed=code == 3, limited=code == -1)
 
     async def head(self, conversation_id: str, count: int = 1) -> list[bytes]:
         """The oldest ``count`` raw entries."""

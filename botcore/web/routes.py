@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from botcore.channel import Accepted, Challenge, Rejected, WebhookOutcome, WebhookRequest
 from botcore.errors import ConfigError, IngressError, SignatureError
-from botcore.ingress.inbox import Inbox
+from botcore.ingress.inbox import Admission, Inbox
 from botcore.message import InboundMessage
 from botcore.metrics import WebMetrics
 from botcore.queue import Enqueuer
@@ -38,15 +38,20 @@ class Ingress:
 
     async def ingest(self, message: InboundMessage) -> bool:
         """Store ``message``; True if new, False if a redelivery. Raises IngressError."""
+        return not (await self.admit(message)).duplicate
+
+    async def admit(self, message: InboundMessage, *, limit_per_minute: int = 0) -> Admission:
+        """Store ``message`` and make sure a drain is scheduled; the full outcome."""
         prebuilt = getattr(self.enqueuer, "prebuilt", None)
         drain_task = prebuilt(message.conversation.id) if prebuilt is not None else None
-        admission = await self.inbox.admit(message, drain_task=drain_task)
+        admission = await self.inbox.admit(message, drain_task=drain_task,
+                                           limit_per_minute=limit_per_minute)
         if admission.schedule:  # no prebuilt message: publish through the enqueuer
             try:
                 await self.enqueuer.schedule(admission.conversation_id)
             except Exception as exc:  # durable already: the sweeper will schedule it
                 log.warning("could not schedule a drain", error=type(exc).__name__)
-        return not admission.duplicate
+        return admission
 
 
 def _unknown_bot(channel: str, bot_id: str) -> JSONResponse:
@@ -113,11 +118,17 @@ async def _process(channel: str, bot_id: str, request: Request) -> tuple[Respons
     if isinstance(outcome, Challenge):
         return _respond(outcome), "challenge"
     try:
-        fresh = [await ingress.ingest(message) for message in outcome.messages]
+        admitted = [await ingress.admit(message, limit_per_minute=outcome.limit_per_minute)
+                    for message in outcome.messages]
     except IngressError as exc:
         log.error("durable write failed; answering 503", bot=bot_id, error=str(exc))
         return JSONResponse(status_code=503, content={
             "error": "temporarily unable to store the message; retry"}), "unavailable"
+    if any(admission.limited for admission in admitted):
+        return JSONResponse(status_code=429, content={
+            "error": f"more than {outcome.limit_per_minute} messages a minute in this "
+                     "conversation; wait a little"}), "limited"
+    fresh = [not admission.duplicate for admission in admitted]
     label = "accepted" if any(fresh) else ("duplicate" if fresh else "ignored")
     return _respond(outcome), label
 

@@ -23,6 +23,8 @@ BOTS: dict[str, dict[str, Any]] = {
     "demo": {"channel": "web", "app": "tests.bots.pipeline_bot:app"},
     "locked": {"channel": "web", "app": "tests.bots.pipeline_bot:app",
                "access_key": "k-123"},
+    "tight": {"channel": "web", "app": "tests.bots.pipeline_bot:app",
+              "messages_per_minute": 2},
 }
 KEYS = KeyBuilder(prefix="routetest")
 CONV = "web:demo:c-1"
@@ -81,6 +83,20 @@ async def test_accepted_message_is_stored_scheduled_and_acked(
         assert second.status_code == 200
     assert await _inbox_texts(redis) == ["hello", "more"]  # ...but stored once
     assert enqueuer.scheduled == [CONV]  # one drain queued for the burst
+
+
+async def test_a_conversation_over_its_message_limit_gets_429(
+        settings: Settings, clean_redis: str, redis: Redis) -> None:
+    async with _serve(settings, clean_redis, _RecordingEnqueuer()) as client:
+        codes = [(await client.post("/webhooks/web/tight", json=_body(f"m{n}", f"id{n}")))
+                 .status_code for n in range(3)]
+        other = await client.post("/webhooks/web/tight",
+                                  json={**_body("x", "id9"), "conversation_id": "c-2"})
+        metrics = (await client.get("/metrics")).text
+    assert codes == [200, 200, 429]
+    assert other.status_code == 200  # the limit is per conversation
+    assert await _inbox_texts(redis, "web:tight:c-1") == ["m0", "m1"]  # nothing stored
+    assert 'botcore_webhook_requests_total{channel="web",outcome="limited"} 1.0' in metrics
 
 
 async def test_enqueue_failure_still_acknowledges(settings: Settings, clean_redis: str,

@@ -55,6 +55,19 @@ async def test_no_drain_is_scheduled_while_one_holds_the_lease(inbox: Inbox, red
     assert await inbox.release_if_empty(CONV, token) is False  # the holder takes it next
 
 
+async def test_a_conversation_over_its_limit_stores_nothing(inbox: Inbox, redis: Redis,
+                                                            keys: KeyBuilder) -> None:
+    admitted = [await inbox.admit(make_inbound(f"m{n}", event_id=f"e{n}"), limit_per_minute=2)
+                for n in range(3)]
+    assert [a.limited for a in admitted] == [False, False, True]
+    assert await redis.llen(keys.inbox(CONV)) == 2
+    assert not await redis.exists(keys.dedupe(make_inbound("x", event_id="e2").dedupe_key))
+    other = await inbox.admit(make_inbound("elsewhere", chat_id="chat-2"), limit_per_minute=2)
+    assert other.limited is False  # per conversation
+    retry = await inbox.admit(make_inbound("m1 again", event_id="e1"), limit_per_minute=2)
+    assert (retry.duplicate, retry.limited) == (True, False)  # a redelivery is not counted
+
+
 async def test_duplicate_event_is_not_stored(inbox: Inbox, redis: Redis,
                                              keys: KeyBuilder) -> None:
     await inbox.admit(make_inbound("one", event_id="e-1"))

@@ -21,10 +21,10 @@ GOOD = {"conversation_id": "conv_1-A", "user_id": "u1", "text": "hello **there**
 
 
 @pytest.fixture
-async def deps() -> AsyncIterator[AdapterDeps]:
-    """Clients that are never used by handle_webhook (no I/O before the ack)."""
+async def deps(redis: Redis) -> AsyncIterator[AdapterDeps]:
+    """Clients that handle_webhook never uses (no I/O before the ack)."""
     async with httpx.AsyncClient() as http:
-        yield AdapterDeps(redis=Redis(host="127.0.0.1", port=1), http=http, keys=KeyBuilder())
+        yield AdapterDeps(redis=redis, http=http, keys=KeyBuilder())
 
 
 def adapter(deps: AdapterDeps, **options: Any) -> WebChatAdapter:
@@ -193,3 +193,12 @@ async def test_contract_shape(deps: AdapterDeps) -> None:
     assert web.outbox_key(web_conversation("demo", "c1")) == "botcore:webout:{web:demo:c1}"
     await web.startup()
     await web.shutdown()
+
+
+async def test_the_message_limit_travels_with_the_outcome(deps: AdapterDeps) -> None:
+    outcome = await adapter(deps, messages_per_minute=7).handle_webhook(post(GOOD))
+    assert isinstance(outcome, Accepted)
+    assert outcome.limit_per_minute == 7  # the ingress enforces it inside the durable write
+    default = await adapter(deps).handle_webhook(post(GOOD))
+    assert isinstance(default, Accepted)
+    assert default.limit_per_minute == 20
