@@ -207,7 +207,6 @@ class Sweeper:
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.redriven = 0
 
     def start(self) -> None:
         """Start the sweeper thread."""
@@ -246,7 +245,6 @@ class Sweeper:
                 self.celery.send_task(DRAIN_TASK, args=[conv],
                                       queue=self.settings.worker.queue)
                 scheduled += 1
-        self.redriven += scheduled
         if scheduled:
             log.info("sweeper re-drove conversations", count=scheduled)
         return scheduled
