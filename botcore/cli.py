@@ -167,10 +167,9 @@ def _inbox_cli() -> typer.Typer:
 
 
 def _with_inbox(config: Path | None, action: Any) -> Any:
-    from redis.asyncio import Redis
-
     from botcore.ingress.inbox import Inbox
     from botcore.keys import KeyBuilder
+    from botcore.redis_client import connect
 
     settings = _settings(config)
     if not settings.redis_url:
@@ -178,7 +177,7 @@ def _with_inbox(config: Path | None, action: Any) -> Any:
         raise typer.Exit(2)
 
     async def run() -> Any:
-        redis = Redis.from_url(str(settings.redis_url))
+        redis = connect(str(settings.redis_url))
         try:
             return await action(Inbox(redis, KeyBuilder(prefix=settings.key_prefix)))
         finally:

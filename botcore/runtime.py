@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from botcore.channel import AdapterDeps, ChannelAdapter
 from botcore.errors import ConfigError
 from botcore.keys import KeyBuilder
+from botcore.redis_client import connect
 from botcore.settings import BotConfig, Settings
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ class Runtime:
         if not url:
             raise ConfigError("redis_url", "a Redis URL (the embedded server sets one)")
         keys = KeyBuilder(prefix=settings.key_prefix)
-        runtime = cls(settings=settings, keys=keys, redis=Redis.from_url(url),
+        runtime = cls(settings=settings, keys=keys, redis=connect(url),
                       http=http or httpx.AsyncClient(timeout=httpx.Timeout(15.0)))
         deps = AdapterDeps(redis=runtime.redis, http=runtime.http, keys=keys)
         web_cls = load_adapter_class("web")

@@ -17,12 +17,12 @@ from typing import Any, ClassVar
 
 import structlog
 from celery import Celery, bootsteps, signals
-from redis.asyncio import Redis
 
 from botcore.ingress.drain import Drainer
 from botcore.ingress.inbox import Inbox
 from botcore.keys import KeyBuilder
 from botcore.queue import DRAIN_TASK
+from botcore.redis_client import connect
 from botcore.settings import Settings
 
 __all__ = ["WorkerState", "celery_settings", "make_celery"]
@@ -223,7 +223,7 @@ class Sweeper:
         asyncio.run(self._loop())
 
     async def _loop(self) -> None:
-        redis = Redis.from_url(self.redis_url)
+        redis = connect(self.redis_url)
         keys = KeyBuilder(prefix=self.settings.key_prefix)
         inbox = Inbox(redis, keys, schedule_ttl=self.settings.ingress.schedule_ttl)
         try:

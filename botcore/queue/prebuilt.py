@@ -17,10 +17,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import redis as redis_sync
 from celery import Celery
 
 from botcore.queue import DRAIN_TASK
+from botcore.redis_client import connect_sync
 
 __all__ = ["DrainMessage", "capture_drain_message"]
 
@@ -61,7 +61,7 @@ def capture_drain_message(celery: Celery, queue: str) -> DrainMessage | None:
     scratch = f"botcore-capture-{uuid.uuid4().hex}"
     task_id = f"botcore-capture-{uuid.uuid4().hex}"
     celery.send_task(DRAIN_TASK, args=[_SENTINEL], queue=scratch, task_id=task_id)
-    client = redis_sync.Redis.from_url(url)
+    client = connect_sync(url)
     try:
         raw = client.rpop(prefix + scratch)
         leftovers = list(client.scan_iter(match=f"{prefix}*{scratch}*"))

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from redis.asyncio import Redis
 
 from botcore.embedded import start_worker_process, stop_process
 from botcore.keys import KeyBuilder
 from botcore.message import ConversationKey
+from botcore.redis_client import connect
 from botcore.settings import Settings, load_settings
 from botcore.web.app import create_app
 
@@ -80,7 +80,7 @@ class BotStack:
                                                    os.environ.get("PYTHONPATH", "")]),
                     **(env or {})}
         self.workers: list[subprocess.Popen[bytes]] = []
-        self.redis = Redis.from_url(redis_url)
+        self.redis = connect(redis_url)
 
     def start_worker(self, concurrency: int = 1) -> subprocess.Popen[bytes]:
         """Start one more ``botcore worker`` process."""

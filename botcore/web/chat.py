@@ -23,6 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from botcore.errors import ConfigError
+from botcore.redis_client import clamp_block_ms
 from botcore.webchat import KEY_HEADER, WebChatAdapter, web_conversation
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ def build_chat_router(*, block_ms: int = 15_000) -> APIRouter:
         if start is None:
             return _error(400, "invalid Last-Event-ID / last_id", "a stream id like 1-0")
         key = adapter.outbox_key(web_conversation(bot_id, conversation_id))
-        items = _read_events(request, runtime.redis, key, start, block_ms)
+        items = _read_events(request, runtime.redis, key, start, clamp_block_ms(block_ms))
         return _sse_response(items, ping_s=max(block_ms / 1000 * 2, 1.0))
 
     router.add_api_route("/chat", _page, methods=["GET"], include_in_schema=False)

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from botcore.channel import Accepted, AdapterDeps, Rejected, WebhookRequest
 from botcore.keys import KeyBuilder
 from botcore.message import InboundMessage, OutboundMessage
+from botcore.redis_client import connect
 from botcore.runtime import Runtime
 from botcore.settings import Settings, load_settings
 from botcore.web.chat import build_chat_router
@@ -137,8 +138,17 @@ def serve(app: FastAPI) -> Iterator[str]:
 @pytest.fixture
 def server_url(settings: Settings, clean_redis: str) -> Iterator[str]:
     """The chat app served in a thread, with its own Redis client (used only there)."""
-    runtime = make_runtime(settings, Redis.from_url(clean_redis))
+    runtime = make_runtime(settings, connect(clean_redis))
     with serve(make_app(runtime, block_ms=300)) as url:
+        yield url
+
+
+@pytest.fixture
+def slow_block_server_url(settings: Settings, clean_redis: str) -> Iterator[str]:
+    """The chat app with XREAD blocking 6 s: longer than redis-py's default 5 s read
+    timeout, which botcore's client must not inherit."""
+    runtime = make_runtime(settings, connect(clean_redis))
+    with serve(make_app(runtime, block_ms=6_000)) as url:
         yield url
 
 

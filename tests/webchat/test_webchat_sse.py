@@ -173,6 +173,32 @@ async def test_idle_stream_sends_keep_alive_comments(server_url: str) -> None:
     assert comments[-1] == ": keep-alive"
 
 
+async def test_idle_stream_outlives_a_long_block(slow_block_server_url: str,
+                                                writer: WebChatAdapter) -> None:
+    """An idle stream holds one XREAD for 6 s, then the reply arrives on the same
+    connection (with redis-py's default 5 s read timeout the server raised TimeoutError
+    and dropped the stream)."""
+    async with (
+        httpx.AsyncClient(base_url=slow_block_server_url, timeout=20) as client,
+        client.stream("GET", EVENTS, params={"conversation_id": "c1"}) as resp,
+    ):
+        lines = resp.aiter_lines()
+        seen: list[str] = []
+
+        async def until(marker: str) -> None:
+            async for line in lines:
+                seen.append(line)
+                if marker in line:
+                    return
+
+        await asyncio.wait_for(until("keep-alive"), 12)   # the first 6 s block ended idle
+        sent = await writer.send(OutboundMessage(conversation=CONV, text="still here"))
+        (got_id, event), = await read_sse(lines, 1, timeout=10)
+    assert ": connected" in seen
+    assert got_id == sent.message_id
+    assert event["text"] == "still here"
+
+
 async def test_conversations_do_not_see_each_other(server_url: str,
                                                    writer: WebChatAdapter) -> None:
     await writer.send(OutboundMessage(conversation=web_conversation("demo", "other"), text="x"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 import redis as redis_sync
 from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Route as BrowserRoute
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -197,3 +199,34 @@ def test_bad_feedback_is_refused(botcore: tuple[BotStack, str], body: bytes, sta
         assert field in response.json()["error"]
     assert httpx.post(f"{botcore[1]}/widget/api/nobody/feedback",
                       content=body).status_code == 404
+
+
+def test_composer_is_disabled_until_the_frame_script_runs(host: str, browser: Browser
+                                                         ) -> None:
+    """The frame's script is held back: meanwhile the composer is disabled, so nothing can
+    be typed into a textarea with no handler (Enter there was a newline and the message
+    was never sent); once the script runs, the message goes out."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    held: list[BrowserRoute] = []
+
+    def hold_frame_script(route: BrowserRoute) -> None:
+        if route.request.frame.parent_frame is not None:   # the iframe's copy, not the loader
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/widget.js", hold_frame_script)
+    _open_chat(page, host)
+    chat = page.frame_locator('iframe[data-botcore-frame="mem"]')
+    chat.locator("#bc-input").wait_for(state="attached")
+    deadline = time.monotonic() + 10
+    while not held:
+        assert time.monotonic() < deadline, "the frame never asked for /widget.js"
+        page.wait_for_timeout(50)
+    assert chat.locator("#bc-input").is_disabled()
+    assert chat.locator("#bc-send").is_disabled()
+    held[0].continue_()
+    chat.locator("#bc-input").fill("typed after the script")   # waits until enabled
+    chat.locator("#bc-input").press("Enter")
+    assert chat.locator(".bc-user").last.inner_text() == "typed after the script"
+    assert chat.locator(".bc-bot:not(.bc-streaming)").last.inner_text(timeout=15_000)

@@ -415,6 +415,10 @@
     restore();
     if (bot.key_required && !state.key) { askKey(''); }
     connect();
+    // The composer stays disabled in the HTML until a bot is chosen and Enter is wired:
+    // text typed before that would be lost or sent nowhere.
+    el.input.disabled = false;
+    el.send.disabled = false;
     el.input.focus();
   }
 

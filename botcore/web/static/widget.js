@@ -326,6 +326,9 @@
     });
     scroll();
     connect();
+    // Disabled in the HTML until Enter is wired: Playwright and fast typists alike wait.
+    input.disabled = false;
+    $('bc-send').disabled = false;
     input.focus();
   }
 
