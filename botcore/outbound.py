@@ -5,6 +5,9 @@ workers, and one retry policy.
   so that one worker fetches while the others keep using the old one, and forgets it when the
   platform says it is invalid.
 * :class:`RateLimiter` is a token bucket in Redis (one Lua call), shared by every worker.
+* :class:`WindowLimiter` is an exact "at most N in any T seconds" limit (a sliding log in
+  Redis), for platforms that drop, rather than refuse, what goes over (WeCom: 30 messages
+  a minute and 1000 an hour to one member).
 * :func:`send_with_retry` retries what is worth retrying (throttling, 5xx, network errors,
   one token refresh) with full-jitter backoff (tenacity), never content errors.
 """
@@ -30,7 +33,7 @@ from tenacity import (
 from botcore.errors import ChannelAuthError, ChannelRateLimited, ChannelUnavailable
 from botcore.keys import KeyBuilder
 
-__all__ = ["RateLimiter", "TokenCache", "send_with_retry"]
+__all__ = ["RateLimiter", "TokenCache", "WindowLimiter", "send_with_retry"]
 
 T = TypeVar("T")
 
@@ -83,6 +86,74 @@ class RateLimiter:
         """Wait until ``cost`` tokens can be taken (at most ``max_wait`` seconds)."""
         deadline = time.monotonic() + max_wait
         while (wait := await self.reserve(scope, cost)) > 0:
+            if time.monotonic() + wait > deadline:
+                raise ChannelRateLimited(wait, channel=self._channel,
+                                         errmsg=f"local limit for {scope}")
+            await asyncio.sleep(wait)
+
+
+# KEYS: one sorted set per window. ARGV: now (ms), member, then (limit, window ms) per key.
+# Returns 0 when the send was recorded in every window, else the ms to wait first.
+_WINDOWS = """
+local now = tonumber(ARGV[1]); local wait = 0
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[1 + 2 * i]); local window = tonumber(ARGV[2 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    wait = math.max(wait, tonumber(oldest[2]) + window - now + 1)
+  end
+end
+if wait > 0 then return wait end
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, ARGV[2])
+  redis.call('PEXPIRE', key, tonumber(ARGV[2 + 2 * i]) + 1000)
+end
+return 0
+"""
+
+
+class WindowLimiter:
+    """At most ``limit`` sends in any ``seconds`` for each ``(limit, seconds)`` window, per
+    scope, shared by every worker (a sorted set of send times per window; one Lua call).
+
+    Unlike :class:`RateLimiter`'s bucket, which lets a burst through on top of its rate,
+    this never exceeds the count in any window: use it where the platform silently drops
+    what goes over.
+
+    Args:
+        redis: asyncio Redis client.
+        keys: key builder.
+        channel: the channel id (part of the key).
+        windows: ``(limit, seconds)`` pairs, e.g. ``((30, 60), (1000, 3600))``.
+    """
+
+    def __init__(self, redis: Redis, keys: KeyBuilder, channel: str, *,
+                 windows: tuple[tuple[int, float], ...]) -> None:
+        if not windows or any(limit < 1 or seconds <= 0 for limit, seconds in windows):
+            raise ValueError("windows must be (limit >= 1, seconds > 0) pairs")
+        self._keys = keys
+        self._channel = channel
+        self.windows = windows
+        self._script = redis.register_script(_WINDOWS)
+        self._seq = 0
+
+    async def reserve(self, scope: str) -> float:
+        """Record one send now if every window allows it; return 0, or seconds to wait."""
+        self._seq += 1
+        now_ms = int(time.time() * 1000)
+        keys = [self._keys.rate(self._channel, f"{scope}:w{int(seconds)}")
+                for _limit, seconds in self.windows]
+        args: list[str | int] = [now_ms, f"{now_ms}:{id(self)}:{self._seq}"]
+        for limit, seconds in self.windows:
+            args += [limit, int(seconds * 1000)]
+        wait_ms = await self._script(keys=keys, args=args)
+        return float(wait_ms) / 1000
+
+    async def acquire(self, scope: str, *, max_wait: float = 60.0) -> None:
+        """Wait until a send to ``scope`` fits every window (at most ``max_wait`` s)."""
+        deadline = time.monotonic() + max_wait
+        while (wait := await self.reserve(scope)) > 0:
             if time.monotonic() + wait > deadline:
                 raise ChannelRateLimited(wait, channel=self._channel,
                                          errmsg=f"local limit for {scope}")
