@@ -47,5 +47,5 @@ async def test_acquire_gives_up_past_max_wait(redis: Redis, keys: KeyBuilder) ->
 
 def test_bad_windows_are_refused(redis: Redis, keys: KeyBuilder) -> None:
     for bad in ((), ((0, 60),), ((5, 0),)):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="windows must be"):
             WindowLimiter(redis, keys, "x", windows=bad)
