@@ -145,6 +145,11 @@ class ChannelAdapter(Protocol):
 # Telegram getUpdates): ``async def listen(self, ingest: IngestFn) -> None`` runs until
 # cancelled, calls ``ingest`` for every message and acknowledges the platform only after
 # ``ingest`` returned. The worker-side runtime never calls it; ``botcore serve`` does.
+#
+# Optional, for platforms with a "typing…" signal (Telegram sendChatAction):
+# ``def typing_indicator(self, message: OutboundMessage) -> AbstractAsyncContextManager[Any]``
+# shows it while the worker runs a turn for ``message.conversation`` (``message.context`` is
+# the inbound message's ``platform`` dict). It must never raise for a failed signal.
 
 
 class BufferedStream:

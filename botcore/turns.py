@@ -7,7 +7,9 @@ the exchange into the session's history once, even if the turn is re-run after a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, cast
 
 import structlog
 
@@ -76,10 +78,24 @@ class TurnRunner:
         ctx = self._context(message, entries[0].trace_id)
         ctx.log.info("turn started", attempt=attempt, merged=len(entries),
                      kind=message.kind, event_id=message.event_id)
-        result = await dispatch(ctx)
+        async with self._typing(message):
+            result = await dispatch(ctx)
         ctx.log.info("turn done", result=str(result), replies=len(ctx.replies))
         if message.kind == "message" and ctx.command is None and message.text:
             await self._record(ctx, entries[0])
+
+    def _typing(self, message: InboundMessage) -> AbstractAsyncContextManager[object]:
+        """The adapter's "typing…" signal for the length of a message turn, if it has one
+        (``typing_indicator``: see :mod:`botcore.channel`)."""
+        if message.kind != "message":
+            return contextlib.nullcontext()
+        adapter = self.runtime.adapter_for(message.bot_id, message.channel)
+        indicator = getattr(adapter, "typing_indicator", None)
+        if indicator is None:
+            return contextlib.nullcontext()
+        template = OutboundMessage(conversation=message.conversation,
+                                   context=message.platform)
+        return cast("AbstractAsyncContextManager[object]", indicator(template))
 
     async def _record(self, ctx: TurnContext, entry: Envelope) -> None:
         marker = self.runtime.keys.turn_done(ctx.message.conversation.id, entry.id)
