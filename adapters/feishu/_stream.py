@@ -6,6 +6,14 @@
    ``sequence``, at most ``max_rate`` times a second (updates in between are coalesced:
    the next push carries the latest text);
 4. ``finish``: the final text, then ``PATCH .../settings`` ``streaming_mode: false``.
+
+A turn that is re-run (worker crash, failed update) opens the stream again with the same
+idempotency key. The card id, the message id and the last sequence number are kept in the
+:class:`~botcore.ledger.DeliveryLedger`, so the re-run continues the card the user already
+sees instead of creating a new one (sending a new card under the same ``uuid`` would return
+the first message, frozen at its partial text). Each sequence number is recorded *before*
+it is used: a crash between the record and the call leaves a gap, never a repeat, and
+CardKit only asks that sequences increase.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from botcore.errors import ChannelRateLimited
+from botcore.ledger import DeliveryLedger
 from botcore.message import SendResult
 from botcore.outbound import send_with_retry
 
@@ -45,15 +54,18 @@ class CardStream:
         client: the Feishu API client.
         deliver: sends the card message (reply or send, per the outbound message).
         key: the reply's idempotency key; per-call uuids derive from it.
+        ledger: keeps the card's handle per ``key`` so that a re-run continues the card.
         max_rate: content updates per second at most (Feishu: 10 per card).
         clock: monotonic clock, injectable for tests.
     """
 
     def __init__(self, client: FeishuClient, deliver: Deliver, key: str, *,
-                 max_rate: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 ledger: DeliveryLedger | None = None, max_rate: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
         self._deliver = deliver
         self._key = key
+        self._ledger = ledger
         self._interval = 1.0 / max_rate
         self._clock = clock
         self._card_id = ""
@@ -61,6 +73,7 @@ class CardStream:
         self._sequence = 0
         self._shown = ""
         self._last_push = float("-inf")
+        self._opened = False
 
     @property
     def card_id(self) -> str:
@@ -70,18 +83,50 @@ class CardStream:
     def _uuid(self, tag: str) -> str:
         return f"{self._key}-{tag}{self._sequence}" if self._key else ""
 
+    async def _keep(self, *, finished: bool = False) -> None:
+        if self._ledger is not None:
+            await self._ledger.keep_stream_handle(self._key, {
+                "card_id": self._card_id, "message_id": self._message_id,
+                "sequence": self._sequence, "finished": finished})
+
+    async def _next_sequence(self) -> int:
+        """The next sequence number, recorded before use (a re-run starts above it)."""
+        self._sequence += 1
+        await self._keep()
+        return self._sequence
+
+    async def _resume(self) -> bool:
+        """Continue the card an earlier run of this reply opened; False if there is none."""
+        handle = await self._ledger.stream_handle(self._key) if self._ledger else None
+        if not handle or not handle.get("card_id"):
+            return False
+        self._card_id = str(handle["card_id"])
+        self._message_id = str(handle.get("message_id") or "")
+        self._sequence = int(handle.get("sequence") or 0)
+        if handle.get("finished"):  # finished, yet re-run: stream into it again
+            seq = await self._next_sequence()
+            await send_with_retry(lambda: self._client.set_card_settings(
+                self._card_id, {"config": {"streaming_mode": True}}, seq, self._uuid("r")))
+        return True
+
     async def _open(self) -> None:
-        if self._card_id:
+        if self._opened:
             return
-        self._card_id = await send_with_retry(lambda: self._client.create_card(streaming_card()))
-        card_ref = {"type": "card", "data": {"card_id": self._card_id}}
-        self._message_id = await send_with_retry(
-            lambda: self._deliver("interactive", card_ref, self._key))
+        if not await self._resume():
+            self._card_id = await send_with_retry(
+                lambda: self._client.create_card(streaming_card()))
+            await self._keep()  # before sending: a crash now re-uses this card
+        if not self._message_id:  # same uuid: a message sent before a crash is answered
+            card_ref = {"type": "card", "data": {"card_id": self._card_id}}
+            self._message_id = await send_with_retry(
+                lambda: self._deliver("interactive", card_ref, self._key))
+            await self._keep()
+        self._opened = True
 
     async def _push(self, text: str) -> None:
-        self._sequence += 1
-        seq, uuid = self._sequence, self._uuid("c")
-        await self._client.set_element_content(self._card_id, ELEMENT_ID, text, seq, uuid)
+        seq = await self._next_sequence()
+        await self._client.set_element_content(self._card_id, ELEMENT_ID, text, seq,
+                                               self._uuid("c"))
         self._shown = text
         self._last_push = self._clock()
 
@@ -100,9 +145,9 @@ class CardStream:
         await self._open()
         if text != self._shown:
             await send_with_retry(lambda: self._push(text))
-        self._sequence += 1
-        seq, uuid = self._sequence, self._uuid("s")
+        seq = await self._next_sequence()
         await send_with_retry(lambda: self._client.set_card_settings(
-            self._card_id, {"config": {"streaming_mode": False}}, seq, uuid))
+            self._card_id, {"config": {"streaming_mode": False}}, seq, self._uuid("s")))
+        await self._keep(finished=True)
         return SendResult(message_id=self._message_id or None,
-                          extra={"card_id": self._card_id, "updates": self._sequence - 1})
+                          extra={"card_id": self._card_id, "sequence": self._sequence})

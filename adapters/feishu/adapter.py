@@ -29,6 +29,7 @@ from botcore.channel import (
     WebhookRequest,
 )
 from botcore.errors import ConfigError, IngressError, SignatureError
+from botcore.ledger import DeliveryLedger
 from botcore.message import OutboundMessage, SendResult
 from botcore.outbound import send_with_retry
 from botcore.settings import BotConfig
@@ -93,6 +94,7 @@ class FeishuAdapter:
         self.config = load_config(bot)
         self.clock: Callable[[], float] = time.time
         self.client = FeishuClient(self.config, deps.http, deps.redis, deps.keys)
+        self.ledger = DeliveryLedger(deps.redis, deps.keys, CHANNEL)
         self._ctx = ParseContext(bot.id, self.config.bot_open_id, self.config.bot_name)
 
     async def startup(self) -> None:
@@ -248,9 +250,10 @@ class FeishuAdapter:
                           extra={"message_ids": ids})
 
     def open_stream(self, message: OutboundMessage) -> MessageStream | None:
-        """A CardKit card updated in place (created on the first update)."""
+        """A CardKit card updated in place (created on the first update; a re-run of the
+        turn with the same idempotency key continues the same card)."""
 
         async def deliver(msg_type: str, content: dict[str, Any], uuid: str) -> str:
             return await self._deliver(message, msg_type, content, uuid)
 
-        return CardStream(self.client, deliver, message.idempotency_key)
+        return CardStream(self.client, deliver, message.idempotency_key, ledger=self.ledger)

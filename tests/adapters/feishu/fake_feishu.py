@@ -55,6 +55,9 @@ class FakeFeishu:
     calls: list[str] = field(default_factory=list)
     throttle: int = 0
     throttle_reset: float = 1.0
+    fail_card_updates: int = 0
+    bot_open_id: str = "ou_fake_bot"
+    app_name: str = "Helpdesk"
     _uuids: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -186,6 +189,9 @@ class _Api:
     async def card_update(self, request: Request) -> JSONResponse:
         if (denied := _guard(self.state, request)) is not None:
             return denied
+        if self.state.fail_card_updates > 0:  # an outage: the update never reached the card
+            self.state.fail_card_updates -= 1
+            return _err(1, "internal error", 500)
         card = self.state.cards.get(request.path_params["card_id"])
         if card is None:
             return _err(300301, "card not found")
