@@ -130,24 +130,23 @@ async def test_injected_clock_accepts_an_old_request(redis: Redis, keys: KeyBuil
     assert isinstance(outcome, Accepted)
 
 
-async def test_replayed_signature_is_rejected_even_with_another_body(
-        redis: Redis, keys: KeyBuilder) -> None:
+async def test_same_headers_are_not_refused(redis: Redis, keys: KeyBuilder) -> None:
+    """The sign covers only the timestamp: same headers, other msgId, is another message."""
     adapter = make_adapter(redis, keys)
     first = signed_request(robot_message(msg_id="m1"))
-    assert isinstance(await adapter.handle_webhook(first), Accepted)
-    assert await adapter.handle_webhook(first) == Rejected(401, "replayed")
-    forged = WebhookRequest("POST", first.headers, {},
+    second = WebhookRequest("POST", first.headers, {},
                             json.dumps(robot_message(msg_id="m2")).encode())
-    assert await adapter.handle_webhook(forged) == Rejected(401, "replayed")
-    assert await redis.ttl(next(iter(await redis.keys("test:nonce:dingtalk:*")))) > 3000
+    outcomes = [await adapter.handle_webhook(r) for r in (first, second, first)]
+    assert [o.messages[0].event_id for o in outcomes] == ["m1", "m2", "m1"]  # type: ignore[union-attr]
+    assert await redis.keys("*") == []  # nothing remembered: ingress dedupes on msgId
 
 
-async def test_redis_down_fails_closed_without_5xx(keys: KeyBuilder) -> None:
+async def test_verification_needs_no_redis(keys: KeyBuilder) -> None:
     dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
                  retry=Retry(NoBackoff(), 0))
     adapter = make_adapter(dead, keys)
     outcome = await adapter.handle_webhook(signed_request(robot_message()))
-    assert outcome == Rejected(429, "replay_cache_unavailable")
+    assert isinstance(outcome, Accepted)  # the route's durable write answers 503 if down
     await dead.aclose()
 
 
