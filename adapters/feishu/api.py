@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from botcore.errors import ChannelRateLimited, ChannelUnavailable
 from botcore.keys import KeyBuilder
-from botcore.outbound import RateLimiter, TokenCache
+from botcore.outbound import TokenCache, WindowLimiter
 
 from .errors import CHANNEL, FeishuApiError, FeishuAuthError
 from .models import FeishuConfig
@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 TOKEN_ERRORS = frozenset({99991661, 99991663, 99991668})
 RATE_LIMITED = 99991400
-#: Feishu allows 5 messages/s per chat (shared by the bots in a group).
-CHAT_QPS = 5.0
+#: Feishu allows 5 messages/s per chat (shared by the bots in a group): at most 5 in any
+#: second, exactly (a token bucket would let its burst through on top of its rate).
+CHAT_QPS = 5
 
 
 def _json(resp: httpx.Response) -> dict[str, Any]:
@@ -77,7 +78,7 @@ class FeishuClient:
         self._http = http
         self._base = config.api_base.rstrip("/") + "/open-apis"
         self.tokens = TokenCache(redis, keys, CHANNEL, config.app_id, self._fetch_token)
-        self.limiter = RateLimiter(redis, keys, CHANNEL, rate=CHAT_QPS, burst=CHAT_QPS)
+        self.limiter = WindowLimiter(redis, keys, CHANNEL, windows=((CHAT_QPS, 1.0),))
 
     async def _fetch_token(self) -> tuple[str, float]:
         payload = {"app_id": self._config.app_id,
@@ -95,6 +96,11 @@ class FeishuClient:
 
     async def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         """One authenticated call; returns ``data``. Drops the token on a token error."""
+        data = (await self.request(method, path, **kwargs)).get("data")
+        return data if isinstance(data, dict) else {}
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """One authenticated call; returns the whole JSON body (``code``, ``msg``, ...)."""
         token = await self.tokens.get()
         try:
             resp = await self._http.request(method, self._base + path,
@@ -108,8 +114,12 @@ class FeishuClient:
         except FeishuAuthError:
             await self.tokens.invalidate(token)
             raise
-        data = body.get("data")
-        return data if isinstance(data, dict) else {}
+        return body
+
+    async def bot_info(self) -> dict[str, Any]:
+        """``GET bot/v3/info``: the bot's ``open_id``, ``app_name``... (top-level ``bot``)."""
+        bot = (await self.request("GET", "/bot/v3/info")).get("bot")
+        return bot if isinstance(bot, dict) else {}
 
     # IM ----------------------------------------------------------------------------------
     async def send_message(self, chat_id: str, msg_type: str, content: dict[str, Any],
