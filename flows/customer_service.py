@@ -6,13 +6,14 @@ bot quiet until the agent releases the conversation. The message after the relea
 the graph: a 1-5 rating is taken as the satisfaction answer (option ``satisfaction``,
 default on), anything else is classified and answered as usual.
 
-Options: those of ``rag`` and ``agent``, plus ``handoff_words``, ``handoff_text``,
-``smalltalk_system``, ``satisfaction``.
+Options: those of ``rag`` and ``agent``, plus ``handoff_words``, ``handoff_exclude``,
+``handoff_text``, ``smalltalk_system``, ``satisfaction``.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.messages import HumanMessage
@@ -26,11 +27,20 @@ from flows.agent import add_agent_nodes
 from flows.rag import add_rag_nodes
 from flows.state import FlowState
 
-__all__ = ["INTENTS", "build_cs_graph"]
+__all__ = ["HANDOFF_EXCLUDE", "HANDOFF_WORDS", "INTENTS", "build_cs_graph",
+           "wants_human"]
 
 INTENTS = ("faq", "lookup", "handoff", "smalltalk")
-HANDOFF_WORDS = ("人工", "转人工", "真人", "客服专员", "human", "agent", "operator",
-                 "real person")
+#: Phrases that ask for a person. Latin-script ones match as whole words ("human" matches
+#: "talk to a human", never "humanity"); Chinese ones as substrings, after the compounds of
+#: :data:`HANDOFF_EXCLUDE` are taken out ("人工智能" is not "人工").
+HANDOFF_WORDS = ("转人工", "人工客服", "人工服务", "找人工", "要人工", "接人工", "真人客服",
+                 "客服专员", "human", "humans", "real person", "live agent", "live person")
+#: Compounds that contain a handoff phrase but mean something else.
+HANDOFF_EXCLUDE = ("人工智能", "人工成本", "人工费", "人工合成", "人工湖", "人工降雨",
+                   "人工呼吸", "人工授精", "人工草坪", "人工神经", "人工翻译", "真人秀", "真人版")
+#: A message that is nothing but one of these (and punctuation) asks for a person too.
+HANDOFF_ALONE = ("人工", "客服", "真人", "agent", "operator")
 HANDOFF_TEXT = ("正在为您转接人工客服，请稍候，客服会在这里回复您。/ Connecting you to a human "
                 "agent; they will answer here.")
 THANKS = "感谢您的评价！/ Thank you for your feedback!"
@@ -44,9 +54,9 @@ CLASSIFY = ("Classify the customer's last message. Reply with exactly one word: 
 async def classify(state: FlowState, runtime: Runtime[FlowContext]) -> dict[str, Any]:
     """Pick the intent: explicit handoff words first, then the model (silently)."""
     ctx = runtime.context
-    text = last_user_text(state.get("messages", [])).lower()
-    words = ctx.options.get("handoff_words", HANDOFF_WORDS)
-    if any(word.lower() in text for word in words):
+    text = last_user_text(state.get("messages", []))
+    if wants_human(text, ctx.options.get("handoff_words", HANDOFF_WORDS),
+                   ctx.options.get("handoff_exclude", HANDOFF_EXCLUDE)):
         return {"intent": "handoff"}
     if ctx.chat_model is None:
         return {"intent": "faq"}
@@ -58,6 +68,24 @@ async def classify(state: FlowState, runtime: Runtime[FlowContext]) -> dict[str,
     if intent == "lookup" and not ctx.tools:
         intent = "faq"
     return {"intent": intent}
+
+
+def wants_human(text: str, words: Sequence[str] = HANDOFF_WORDS,
+                exclude: Sequence[str] = HANDOFF_EXCLUDE) -> bool:
+    """Whether ``text`` asks for a human agent (see :data:`HANDOFF_WORDS`)."""
+    text = text.lower()
+    if re.sub(r"[\W_]+", "", text) in HANDOFF_ALONE:
+        return True
+    for compound in exclude:
+        text = text.replace(compound.lower(), " ")
+    for word in words:
+        word = word.lower()
+        if re.search(r"[a-z]", word):
+            if re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text, re.ASCII):
+                return True
+        elif word in text:
+            return True
+    return False
 
 
 def route(state: FlowState) -> str:
