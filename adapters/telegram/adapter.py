@@ -31,6 +31,7 @@ from botcore.channel import (
     WebhookRequest,
 )
 from botcore.errors import ChannelError, ChannelRateLimited, ConfigError, SignatureError
+from botcore.ledger import DeliveryLedger
 from botcore.message import (
     ConversationKey,
     InboundMessage,
@@ -52,7 +53,6 @@ __all__ = ["TelegramAdapter"]
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1_048_576
-SENT_TTL = 86_400
 Call = Callable[[int], Awaitable[dict[str, Any]]]
 
 
@@ -103,6 +103,7 @@ class TelegramAdapter:
         self.client = TelegramClient(deps.http, self.config.api_base,
                                      self.config.token.get_secret_value(), bot.id,
                                      deps.redis, deps.keys)
+        self.ledger = DeliveryLedger(deps.redis, deps.keys, CHANNEL)
         self.clock: Callable[[], float] = time.monotonic
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self.stream_interval = 1.0
@@ -208,16 +209,23 @@ class TelegramAdapter:
 
     async def _once(self, message: OutboundMessage, index: int, where: _Delivery,
                     call: Call) -> None:
-        """Deliver one part unless a previous attempt of this reply already did."""
-        key = (self.deps.keys.sent(f"{message.idempotency_key}:tg{index}")
-               if message.idempotency_key else None)
-        if key is not None and (done := await self.deps.redis.get(key)) is not None:
-            where.ids.append(int(done))
-            return
-        sent, where.chat_id = await with_migration(where.chat_id, call)
-        where.ids.append(int(sent["message_id"]))
-        if key is not None:
-            await self.deps.redis.set(key, str(sent["message_id"]), ex=SENT_TTL)
+        """Deliver one part unless a previous run of this reply already did.
+
+        The ledger keeps ``"<message_id>"``, or ``"<message_id>@<chat_id>"`` once the group
+        moved to a supergroup, so a re-run sends its remaining parts to the new chat at once.
+        """
+
+        async def deliver() -> str:
+            first = where.chat_id
+            sent, where.chat_id = await with_migration(where.chat_id, call)
+            message_id = str(sent["message_id"])
+            return message_id if where.chat_id == first else f"{message_id}@{where.chat_id}"
+
+        record = await self.ledger.part(message.idempotency_key, index, deliver)
+        message_id, _, chat = record.partition("@")
+        if chat:
+            where.chat_id = int(chat)
+        where.ids.append(int(message_id))
 
     async def send(self, message: OutboundMessage) -> SendResult:
         """Send text (split, HTML), then attachments; buttons go on the last message.
