@@ -3,8 +3,10 @@
 The SDK supplies the frame classes (``CallbackMessage``, ``SystemMessage``, ``AckMessage``),
 the handler base classes and the client's handler registry. Two things are ours:
 
-* :class:`BotMessageHandler` acks a robot message only after ``await ingest(msg)`` returned
-  (the durable write), and sends no ack at all when it failed, so DingTalk may redeliver;
+* :class:`BotMessageHandler` acks a robot message after ``await ingest(msg)`` returned (the
+  durable write). Robot messages are fire-and-forget: DingTalk never re-pushes one, acked
+  or not (platforms.md 2.2.6), so a failed write is retried here, with backoff, for a
+  bounded time; only then is the message given up (an error log naming its ``msgId``);
 * :class:`StreamClient.start` replaces the SDK's loop: the connection is opened through the
   shared ``httpx`` client (the SDK uses blocking ``requests``), frames are handled
   concurrently, reconnects back off exponentially with jitter, and an idle watchdog closes
@@ -36,6 +38,13 @@ from dingtalk_stream import (
     SystemMessage,
 )
 from pydantic import ValidationError
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
 from adapters.dingtalk.api import request_json
 from botcore.channel import IngestFn
@@ -54,34 +63,55 @@ class BotMessageHandler(CallbackHandler):  # type: ignore[misc]  # untyped SDK b
     Args:
         parse: the adapter's parser (the same one HTTP mode uses).
         ingest: botcore's durable ingress; returns once the message is stored.
+        retry_for: seconds a failing durable write is retried before the message is given
+            up (DingTalk will not send it again).
+        wait_initial: first backoff wait, seconds (doubling, full jitter).
+        wait_max: longest backoff wait, seconds.
     """
 
-    def __init__(self, parse: Parser, ingest: IngestFn) -> None:
+    def __init__(self, parse: Parser, ingest: IngestFn, *, retry_for: float = 120.0,
+                 wait_initial: float = 0.2, wait_max: float = 10.0) -> None:
         super().__init__()
         self._parse = parse
         self._ingest = ingest
+        self.retry_for = retry_for
+        self.wait_initial = wait_initial
+        self.wait_max = wait_max
 
     async def process(self, message: CallbackMessage) -> tuple[int, str]:
         """Store the message; ``(200, "OK")`` means the ack goes back at once."""
         try:
             inbound = self._parse(message.data)
         except (ValidationError, ValueError, TypeError):
-            # Redelivery cannot repair a malformed message: ack it and move on.
+            # Nothing can repair a malformed message: ack it and move on.
             log.warning("dingtalk stream: malformed robot message %s dropped",
                         message.headers.message_id)
             return AckMessage.STATUS_OK, "OK"
         if inbound is not None:
-            await self._ingest(inbound)
+            await self._store(inbound)
         return AckMessage.STATUS_OK, "OK"
 
-    async def raw_process(self, callback_message: CallbackMessage) -> AckMessage | None:
-        """The SDK's ack frame, or None (no ack) when the durable write failed."""
+    async def _store(self, inbound: InboundMessage) -> None:
+        """``ingest`` with retries; logs (msgId, never content) and returns when it gives up."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            stop=stop_after_delay(self.retry_for),
+            wait=wait_random_exponential(multiplier=self.wait_initial, max=self.wait_max),
+            before_sleep=lambda state: log.warning(
+                "dingtalk stream: durable write failed for msgId %s (attempt %d, %s); "
+                "retrying", inbound.event_id, state.attempt_number,
+                type(state.outcome.exception()).__name__ if state.outcome else "?"),
+        )
         try:
-            return await super().raw_process(callback_message)
-        except Exception as exc:
-            log.error("dingtalk stream: ingest failed for %s (%s); not acked",
-                      callback_message.headers.message_id, type(exc).__name__)
-            return None
+            async for attempt in retrying:
+                with attempt:
+                    await self._ingest(inbound)
+        except RetryError as exc:
+            error = exc.last_attempt.exception()
+            log.error("dingtalk stream: message msgId %s LOST: durable write failed for %.0f s "
+                      "(%d attempts, last %s); DingTalk does not redeliver robot messages",
+                      inbound.event_id, self.retry_for, exc.last_attempt.attempt_number,
+                      type(error).__name__)
 
 
 class StreamClient(DingTalkStreamClient):  # type: ignore[misc]  # untyped SDK base

@@ -169,10 +169,11 @@ class DingTalkAdapter:
     async def listen(self, ingest: IngestFn) -> None:
         """Stream mode: receive robot messages over DingTalk's WebSocket until cancelled.
 
-        Each message is acked right after ``await ingest(msg)`` returned; when ``ingest``
-        raised, no ack is sent.
+        Each message is acked once ``await ingest(msg)`` returned. DingTalk never re-pushes a
+        robot message, so a failing write is retried here for ``stream_retry_for`` seconds
+        (backoff with jitter) before the message is given up with an error log.
         """
-        handler = BotMessageHandler(self.parse, ingest)
+        handler = BotMessageHandler(self.parse, ingest, retry_for=self.config.stream_retry_for)
         client = make_stream_client(self.config.client_id,
                                     self.config.client_secret.get_secret_value(),
                                     self.deps.http, self.config.api_base, handler,

@@ -35,6 +35,8 @@ class DingTalkConfig(BaseModel):
     unsupported: Literal["ignore", "reply"] = "reply"
     api_qps: float = Field(20.0, gt=0, description="org OpenAPI calls per second")
     stream_idle_timeout: float = Field(120.0, gt=0, description="seconds without a frame")
+    stream_retry_for: float = Field(120.0, gt=0, le=3600,
+                                    description="seconds a failed durable write is retried")
 
     @model_validator(mode="after")
     def _crypto_pair(self) -> DingTalkConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -15,8 +16,9 @@ from redis.asyncio import Redis
 
 from adapters.dingtalk._stream import BotMessageHandler, make_stream_client
 from botcore.errors import IngressError
+from botcore.ingress.inbox import Inbox
 from botcore.keys import KeyBuilder
-from botcore.message import InboundMessage
+from botcore.message import ConversationKey, InboundMessage
 
 
 def callback_frame(data: dict[str, Any], message_id: str = "frame-1") -> dict[str, Any]:
@@ -51,13 +53,53 @@ async def test_handler_acks_only_after_ingest(redis: Redis, keys: KeyBuilder) ->
     assert stored[0].event_id == "msgA1"
 
 
-async def test_failed_ingest_sends_no_ack(redis: Redis, keys: KeyBuilder) -> None:
+async def test_failed_write_is_retried_until_redis_is_back(redis: Redis, keys: KeyBuilder
+                                                           ) -> None:
+    """DingTalk never re-pushes a robot message: the handler retries the write itself."""
+    inbox = Inbox(redis, keys)
+    attempts = 0
+    # A real Redis refusing writes: NOREPLICAS for every write while min-replicas-to-write=1.
+    await redis.config_set("min-replicas-to-write", 1)
+    try:
+        async def ingest(msg: InboundMessage) -> bool:
+            nonlocal attempts
+            attempts += 1
+            if attempts == 3:
+                await redis.config_set("min-replicas-to-write", 0)  # Redis is back
+            return not (await inbox.admit(msg)).duplicate
+
+        handler = BotMessageHandler(make_adapter(redis, keys).parse, ingest,
+                                    retry_for=10, wait_initial=0.01, wait_max=0.05)
+        ack = await handler.raw_process(CallbackMessage.from_dict(
+            callback_frame(robot_message(msg_id="r1"))))
+    finally:
+        await redis.config_set("min-replicas-to-write", 0)
+    assert ack.code == AckMessage.STATUS_OK
+    assert attempts == 3  # two refused writes, then stored
+    conv = ConversationKey(channel="dingtalk", bot_id="b1", chat_id="cidGroup==")
+    (entry,) = await redis.lrange(keys.inbox(conv.id), 0, -1)  # type: ignore[misc]
+    assert json.loads(entry)["message"]["event_id"] == "r1"
+
+
+async def test_write_given_up_after_retry_for_is_logged_and_acked(
+        redis: Redis, keys: KeyBuilder, caplog: pytest.LogCaptureFixture) -> None:
+    calls = 0
+
     async def ingest(msg: InboundMessage) -> bool:
+        nonlocal calls
+        calls += 1
         raise IngressError("redis down")
 
-    handler = BotMessageHandler(make_adapter(redis, keys).parse, ingest)
-    frame = CallbackMessage.from_dict(callback_frame(robot_message()))
-    assert await handler.raw_process(frame) is None
+    handler = BotMessageHandler(make_adapter(redis, keys).parse, ingest,
+                                retry_for=0.3, wait_initial=0.01, wait_max=0.05)
+    ack = await handler.raw_process(CallbackMessage.from_dict(
+        callback_frame(robot_message(msg_id="lost1"))))
+    assert ack.code == AckMessage.STATUS_OK  # withholding the ack would not bring it back
+    assert calls > 2
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "lost1" in errors[0].getMessage()
+    assert "你好" not in caplog.text  # the content is never logged
 
 
 async def test_malformed_message_is_acked_and_dropped(redis: Redis, keys: KeyBuilder) -> None:
