@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from botcore.errors import ChannelError, ChannelRateLimited
+from botcore.ledger import DeliveryLedger
 from botcore.message import OutboundMessage, SendResult
 
 from ._format import to_parts
@@ -101,20 +102,58 @@ class DraftStream:
 
 
 class EditStream:
-    """The first chunk with ``sendMessage``, then throttled ``editMessageText``."""
+    """The first chunk with ``sendMessage``, then throttled ``editMessageText``.
+
+    The message ids, their chat and the text each shows are kept in the delivery ledger
+    under the reply's idempotency key after every send or edit: a re-run of the turn (same
+    key) edits the messages the user already sees instead of starting new ones. Previews
+    never shrink a message (text the message already starts with is skipped); ``finish``
+    sets the exact final text and deletes messages a shorter re-run no longer needs.
+    """
 
     def __init__(self, target: StreamTarget, send: SendFn,
-                 keyboard: InlineKeyboardMarkup | None, reply_to: int | None) -> None:
+                 keyboard: InlineKeyboardMarkup | None, reply_to: int | None,
+                 ledger: DeliveryLedger) -> None:
         self._t = target
         self._send = send
         self._keyboard = keyboard
         self._reply_to = reply_to
+        self._ledger = ledger
+        self._key = target.template.idempotency_key
         self._ids: list[int] = []
         self._shown: list[str] = []
+        self._restored = False
+        self._sent_whole = False
+
+    async def _restore(self) -> None:
+        """Once: pick up what an earlier run of this reply left in the chat."""
+        if self._restored:
+            return
+        self._restored = True
+        handle = await self._ledger.stream_handle(self._key)
+        if handle is None:
+            # An earlier run may have sent the reply whole through ``send`` (no previews):
+            # stream nothing, and let ``finish`` hand it to ``send``, which skips those parts.
+            self._sent_whole = await self._ledger.delivered_parts(self._key, 1) > 0
+            return
+        try:
+            ids = [int(i) for i in handle["message_ids"]]
+            shown = [str(text) for text in handle["shown"]]
+            chat_id = int(handle["chat_id"])
+        except (KeyError, TypeError, ValueError):
+            log.warning("telegram stream handle unreadable; starting a new message")
+            return
+        if len(ids) == len(shown):
+            self._ids, self._shown, self._t.chat_id = ids, shown, chat_id
+
+    async def _keep(self) -> None:
+        await self._ledger.keep_stream_handle(self._key, {
+            "chat_id": self._t.chat_id, "message_ids": self._ids, "shown": self._shown})
 
     async def update(self, text: str) -> None:
         """Edit the message(s) to show ``text``, at most once per interval."""
-        if not self._t.due():
+        await self._restore()
+        if self._sent_whole or not self._t.due():
             return
         await self._t.start()
         try:
@@ -128,31 +167,55 @@ class EditStream:
         for index, part in enumerate(parts):
             markup = self._keyboard if final and index == len(parts) - 1 else None
             if index < len(self._ids):
-                if part != self._shown[index] or markup is not None:
-                    await self._t.client.edit_message_text(
-                        EditMessageText(chat_id=self._t.chat_id, message_id=self._ids[index],
-                                        text=part, reply_markup=markup), retry=final)
-                    self._shown[index] = part
+                shown = self._shown[index]
+                stale = (part != shown or markup is not None) if final else (
+                    not shown.startswith(part))
+                if stale:
+                    await self._edit(index, part, markup, final)
                 continue
-            reply = {"message_id": self._reply_to} if index == 0 and self._reply_to else None
+            await self._new(index, part, markup, final)
 
-            async def send(chat_id: int, part: str = part, markup: Markup = markup,
-                           reply: dict[str, int] | None = reply) -> dict[str, Any]:
-                request = SendMessage.model_validate({
-                    "chat_id": chat_id, "text": part, "reply_markup": markup,
-                    "message_thread_id": self._t.thread, "reply_parameters": reply})
-                return await self._t.client.send_message(request, retry=final)
+    async def _edit(self, index: int, part: str, markup: Markup, final: bool) -> None:
+        await self._t.client.edit_message_text(
+            EditMessageText(chat_id=self._t.chat_id, message_id=self._ids[index], text=part,
+                            reply_markup=markup), retry=final)
+        self._shown[index] = part
+        await self._keep()
 
-            sent, self._t.chat_id = await with_migration(self._t.chat_id, send)
-            self._ids.append(int(sent["message_id"]))
-            self._shown.append(part)
+    async def _new(self, index: int, part: str, markup: Markup, final: bool) -> None:
+        reply = {"message_id": self._reply_to} if index == 0 and self._reply_to else None
+
+        async def send(chat_id: int) -> dict[str, Any]:
+            request = SendMessage.model_validate({
+                "chat_id": chat_id, "text": part, "reply_markup": markup,
+                "message_thread_id": self._t.thread, "reply_parameters": reply})
+            return await self._t.client.send_message(request, retry=final)
+
+        sent, self._t.chat_id = await with_migration(self._t.chat_id, send)
+        self._ids.append(int(sent["message_id"]))
+        self._shown.append(part)
+        await self._keep()
+
+    async def _drop_extra(self, count: int) -> None:
+        """Delete messages past the final ``count`` (left by a longer earlier run)."""
+        while len(self._ids) > count:
+            try:
+                await self._t.client.delete_message(self._t.chat_id, self._ids[-1])
+            except ChannelError as exc:  # e.g. already deleted by an admin: nothing to do
+                log.info("telegram deleteMessage failed: %s", type(exc).__name__)
+            self._ids.pop()
+            self._shown.pop()
+            await self._keep()
 
     async def finish(self, text: str) -> SendResult:
         """Show the final text (with the buttons) and send any attachments."""
+        await self._restore()
         if not self._ids:
             return await self._send(self._t.template.model_copy(update={"text": text}))
         await self._t.start()
-        await self._sync(to_parts(text, self._t.template.format), final=True)
+        parts = to_parts(text, self._t.template.format)
+        await self._sync(parts, final=True)
+        await self._drop_extra(len(parts))
         if self._t.template.attachments:
             await self._send(self._t.template.model_copy(update={"text": "", "buttons": ()}))
         return SendResult(message_id=str(self._ids[0]), parts=len(self._ids),

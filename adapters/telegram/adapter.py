@@ -309,7 +309,8 @@ class TelegramAdapter:
         private = message.context.get("chat_type", "private" if where.chat_id > 0 else "group")
         if private == "private":
             return DraftStream(target, self.send, _draft_id(message.idempotency_key))
-        return EditStream(target, self.send, keyboard(message.buttons), _int(message.reply_to))
+        return EditStream(target, self.send, keyboard(message.buttons), _int(message.reply_to),
+                          self.ledger)
 
 
 def _draft_id(idempotency_key: str) -> int:

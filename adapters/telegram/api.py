@@ -164,6 +164,10 @@ class TelegramClient:
             if exc.errcode != 400 or "not modified" not in exc.errmsg:
                 raise
 
+    async def delete_message(self, chat_id: int, message_id: int) -> None:
+        """``deleteMessage`` (a bot may delete its own messages for 48 hours)."""
+        await self.request("deleteMessage", {"chat_id": chat_id, "message_id": message_id})
+
     async def send_message_draft(self, request: SendMessageDraft) -> None:
         """``sendMessageDraft``: one try, no retry (the next update supersedes it)."""
         await self._all.acquire(f"bot:{self._bot_id}")

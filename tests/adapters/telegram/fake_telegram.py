@@ -279,6 +279,12 @@ class FakeTelegram:
                        edit_date=int(time.time()))
         return message
 
+    async def _m_deleteMessage(self, params: dict[str, Any]) -> bool:
+        chat_id = self._chat(params)
+        if self.messages.pop((chat_id, int(params["message_id"])), None) is None:
+            raise ApiError(400, "Bad Request: message to delete not found")
+        return True
+
     async def _m_sendMessageDraft(self, params: dict[str, Any]) -> bool:
         if int(params["chat_id"]) <= 0:
             raise ApiError(400, "Bad Request: chat not found")
