@@ -158,18 +158,23 @@ def make_model_call(models: Sequence[BaseChatModel], allowed_tools: Sequence[Bas
         wanted = set(req.metadata.get("tools") or [])
         tools = [t for t in allowed_tools if t.name in wanted]
         final: AIMessageChunk | None = None
+        whole: AIMessage | None = None  # from a model that does not stream
         try:
             async with asyncio.timeout(timeout):
                 async for chunk in _runnable(models, tools).astream(_messages(req)):
-                    if not isinstance(chunk, AIMessageChunk):
-                        continue
-                    final = chunk if final is None else final + chunk
-                    await write(_text_of(chunk))
+                    if isinstance(chunk, AIMessageChunk):
+                        final = chunk if final is None else final + chunk
+                        await write(_text_of(chunk))
+                    elif isinstance(chunk, AIMessage):
+                        whole = chunk
+                        await write(str(chunk.text))
         except Exception as exc:  # timeouts, provider and parsing errors alike
             raise ModelUnavailable(f"model call failed: {type(exc).__name__}: {exc}",
                                    flow=str(req.metadata.get("flow", ""))) from exc
         if final is None:
-            return PromptResult(AIMessage(""))
+            if whole is not None and on_usage is not None and whole.usage_metadata:
+                await on_usage(dict(whole.usage_metadata))  # type: ignore[arg-type]
+            return PromptResult(whole or AIMessage(""))
         if on_usage is not None and final.usage_metadata:
             await on_usage(dict(final.usage_metadata))  # type: ignore[arg-type]
         return PromptResult(AIMessage(content=final.content, tool_calls=final.tool_calls,

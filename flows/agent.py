@@ -3,8 +3,10 @@
 * Only the bot's own tools are bound, and a call of any other name is refused.
 * Tools marked ``changes_state`` wait for the user's confirmation (a LangGraph interrupt,
   checkpointed: it survives a worker restart). Option ``confirm=False`` turns that off.
-* Each tool call has its tool's timeout; a failing tool's error goes back to the model
-  once, the second failure ends the turn with ``tool_failed``.
+* Each tool call has its tool's timeout. Every failing call's error goes back to the model
+  (all of them, when one model message makes several calls); a tool that fails again later
+  in the turn ends it with :data:`TOOL_FAILED`. Malformed tool-call output is reported to
+  the model once; malformed again ends the turn the same way.
 * ``max_steps`` (default 6) model calls at most per turn.
 * ``mcp`` adds the tools of the MCP servers it names (see ``docs/flows.md``); they need no
   confirmation unless listed in the server's ``confirm``.
@@ -46,13 +48,13 @@ async def agent(state: FlowState, runtime: Runtime[FlowContext]) -> dict[str, An
         metadata={**ctx.metadata, "tools": [t.name for t in ctx.tools]}))
     message = result.message
     if message.invalid_tool_calls:  # malformed output: say so once, then give up
-        errors = state.get("tool_errors", 0) + 1
-        if errors > 1:
-            return {"answer": TOOL_FAILED, "tool_errors": errors, "steps": steps}
+        malformed = state.get("malformed", 0) + 1
+        if malformed > 1:
+            return {"answer": TOOL_FAILED, "malformed": malformed, "steps": steps}
         bad = "; ".join(str(c.get("error") or c.get("name")) for c in message.invalid_tool_calls)
         return {"messages": [AIMessage(result.text), HumanMessage(
             f"(system) Your tool call was malformed ({bad}). Try again or answer directly.")],
-                "tool_errors": errors, "steps": steps}
+                "malformed": malformed, "steps": steps}
     update: dict[str, Any] = {"messages": [message], "steps": steps}
     if not message.tool_calls:
         update["answer"] = result.text
@@ -124,24 +126,29 @@ async def _call(ctx: FlowContext, call: dict[str, Any]) -> tuple[str, bool]:
 
 
 async def tools(state: FlowState, runtime: Runtime[FlowContext]) -> dict[str, Any]:
-    """Run the model's tool calls; errors go back to the model (once)."""
+    """Run the model's tool calls; every error goes back to the model, and a tool that
+    failed earlier in the turn and fails again ends it."""
     last = state["messages"][-1]
     assert isinstance(last, AIMessage)
-    results, errors = [], state.get("tool_errors", 0)
+    before = list(state.get("failed_tools", []))
+    results: list[ToolMessage] = []
+    failed: list[str] = []
     for call in last.tool_calls:
         text, ok = await _call(runtime.context, dict(call))
-        errors += 0 if ok else 1
+        if not ok and call["name"] not in failed:
+            failed.append(call["name"])
         results.append(ToolMessage(content=fence(f"tool:{call['name']}", text),
                                    tool_call_id=call["id"] or "", name=call["name"],
                                    status="success" if ok else "error"))
-    update: dict[str, Any] = {"messages": results, "tool_errors": errors, "approved": False}
-    if errors > 1:
+    update: dict[str, Any] = {"messages": results, "approved": False,
+                              "failed_tools": before + [n for n in failed if n not in before]}
+    if any(name in before for name in failed):
         update["answer"] = TOOL_FAILED
     return update
 
 
 def after_tools(state: FlowState) -> str:
-    """Stop after the second tool failure, else back to the model."""
+    """Stop after a tool's second failure, else back to the model."""
     return END if state.get("answer") else "agent"
 
 

@@ -22,7 +22,9 @@ class FlowState(TypedDict, total=False):
             the answer, so set them before the answer's text is written (RAG: ``retrieve``).
         intent: the customer-service intent (faq, lookup, handoff, smalltalk).
         steps: model calls made by the agent loop in this turn.
-        tool_errors: tool failures in this turn (the second one stops the loop).
+        failed_tools: names of the tools that failed in this turn (a tool failing again
+            ends the turn).
+        malformed: malformed tool-call outputs in this turn (the second ends the turn).
         approved: the user confirmed the pending state-changing tool calls.
         satisfaction: a 1-5 rating given after a handoff.
     """
@@ -33,7 +35,8 @@ class FlowState(TypedDict, total=False):
     citations: list[dict[str, Any]]
     intent: str
     steps: int
-    tool_errors: int
+    failed_tools: list[str]
+    malformed: int
     approved: bool
     satisfaction: int
 

@@ -91,7 +91,7 @@ async def test_unknown_tool_is_refused(harness: Any) -> None:
 
 async def test_failing_tool_errors_once_then_stops(harness: Any) -> None:
     app, _ = _app()
-    model = fake_model(call("broken"), call("slow"), "never")
+    model = fake_model(call("broken"), call("broken"), "never")
     h = harness(model, app)
     assert await h.turn("go", AGENT) == TOOL_FAILED
     assert "db down" in str(model.calls[1][-1].content)
