@@ -36,6 +36,7 @@ from adapters.dingtalk.errors import (
 from adapters.dingtalk.models import DingTalkConfig
 from botcore.errors import ChannelAuthError, ChannelRateLimited, ChannelUnavailable
 from botcore.keys import KeyBuilder
+from botcore.ledger import DeliveryLedger
 from botcore.message import OutboundMessage, SendResult
 from botcore.outbound import RateLimiter, TokenCache, send_with_retry
 
@@ -114,6 +115,7 @@ class DingTalkClient:
                                        burst=max(1.0, config.api_qps))
         self.webhook_limiter = RateLimiter(redis, keys, CHANNEL, rate=ROBOT_PER_MINUTE / 60,
                                            burst=ROBOT_PER_MINUTE)
+        self.ledger = DeliveryLedger(redis, keys, CHANNEL)
 
     async def _fetch_token(self) -> tuple[str, float]:
         url = f"{self.api_base}/v1.0/oauth2/accessToken"
@@ -150,22 +152,34 @@ class DingTalkClient:
         return self.clock() * 1000 < expires - WEBHOOK_MARGIN * 1000
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        """Send text, markdown and images; one platform message per part."""
+        """Send text, markdown and images; one platform message per part.
+
+        Each part is recorded in the delivery ledger under the message's idempotency key, so
+        a re-run of the turn (a later part failed, a worker died) skips the parts the user
+        already got.
+        """
         parts = _parts(message)
         if not parts:
             raise DingTalkError("nothing to send: empty text and no image attachment")
         ctx = message.context
         use_webhook = self.webhook_valid(ctx)
-        ids: list[str] = []
-        via: list[str] = []
-        for kind, value in parts:
-            if use_webhook and await self._via_webhook(ctx, kind, value):
-                via.append("sessionWebhook")
-                continue
-            ids.append(await send_with_retry(partial(self._via_openapi, ctx, kind, value)))
-            via.append("openapi")
+        records: list[str] = []
+        for index, (kind, value) in enumerate(parts):
+            records.append(await self.ledger.part(
+                message.idempotency_key, index,
+                partial(self._send_part, ctx, kind, value, use_webhook)))
+        via = [record.partition(":")[0] for record in records]
+        ids = [record.partition(":")[2] for record in records if record.startswith("openapi:")]
         return SendResult(message_id=ids[0] if ids else None, parts=len(parts),
                           extra={"via": via[0] if len(set(via)) == 1 else "mixed"})
+
+    async def _send_part(self, ctx: Mapping[str, Any], kind: str, value: str,
+                         use_webhook: bool) -> str:
+        """Send one part; the ledger record ``"sessionWebhook:"`` or ``"openapi:<key>"``."""
+        if use_webhook and await self._via_webhook(ctx, kind, value):
+            return "sessionWebhook:"
+        key = await send_with_retry(partial(self._via_openapi, ctx, kind, value))
+        return f"openapi:{key}"
 
     async def _via_webhook(self, ctx: Mapping[str, Any], kind: str, value: str) -> bool:
         """Post to the session webhook; False when it is over its budget (use the OpenAPI).

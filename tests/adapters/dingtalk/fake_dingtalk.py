@@ -61,6 +61,7 @@ class FakeDingTalk:
     calls: list[dict[str, Any]] = field(default_factory=list)
     tokens: set[str] = field(default_factory=set)
     throttle: int = 0  # answer the next N calls as throttled
+    fail_calls: dict[int, int] = field(default_factory=dict)  # call number (1-based) -> status
     token_fetches: int = 0
 
     def revoke_tokens(self) -> None:
@@ -85,6 +86,15 @@ class FakeDingTalk:
                            "query": dict(request.query_params), "body": body,
                            "token": request.headers.get("x-acs-dingtalk-access-token")})
         return body
+
+    def _injected_failure(self) -> JSONResponse | None:
+        """The answer for a call listed in ``fail_calls`` (as the new OpenAPI answers)."""
+        status = self.fail_calls.get(len(self.calls))
+        if status is None:
+            return None
+        return JSONResponse({"code": "ServiceUnavailable" if status >= 500 else "Invalid",
+                             "message": "injected failure", "requestid": "fake"},
+                            status_code=status)
 
     def _throttled(self, old_gateway: bool) -> JSONResponse | None:
         if self.throttle <= 0:
@@ -115,6 +125,8 @@ class FakeDingTalk:
                                  "requestid": "fake"}, status_code=401)
         if (throttled := self._throttled(old_gateway=False)) is not None:
             return throttled
+        if (failed := self._injected_failure()) is not None:
+            return failed
         path = request.url.path
         missing = [k for k in REQUIRED[path] if not isinstance(body, dict) or k not in body]
         if missing or (path.startswith("/v1.0/robot/") and not isinstance(body["msgParam"], str)):
@@ -131,6 +143,8 @@ class FakeDingTalk:
         body = await self._record(request)
         if (throttled := self._throttled(old_gateway=True)) is not None:
             return throttled
+        if (failed := self._injected_failure()) is not None:
+            return failed
         if not isinstance(body, dict) or body.get("msgtype") not in ("text", "markdown"):
             return JSONResponse({"errcode": 400105, "errmsg": "不支持的消息类型"})
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
