@@ -303,8 +303,12 @@ class TelegramAdapter:
     def open_stream(self, message: OutboundMessage) -> MessageStream | None:
         """Drafts in private chats, throttled edits elsewhere (see ``_stream``)."""
         where = self._where(message.conversation, message.context)
+        interval = self.stream_interval
+        if where.chat_id < 0:  # edits count against the group's window: leave room for others
+            limit, seconds = self.client.limits.per_group
+            interval = max(interval, seconds / limit)
         target = StreamTarget(self.client, message, where.chat_id, where.thread, self.clock,
-                              self.stream_interval)
+                              interval)
         target.on_start = lambda: self._answer_pending_callback(message.context)
         private = message.context.get("chat_type", "private" if where.chat_id > 0 else "group")
         if private == "private":

@@ -10,10 +10,13 @@ Every call is ``POST {api_base}/bot<token>/<method>`` with a JSON body; answers 
 * 5xx, network errors, non-JSON answers → :class:`~botcore.errors.ChannelUnavailable`;
 * anything else → :class:`TelegramApiError` (content error, not retried).
 
-Sends pass through Redis token buckets shared by every worker (≈1 msg/s per chat, 20/min per
-group, 30/s per bot: https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this)
-and :func:`~botcore.outbound.send_with_retry`. The token is part of the URL, so no URL or
-``httpx`` error text is ever put in an exception message.
+Sends pass through limits shared by every worker through Redis
+(https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this): token
+buckets for ≈1 msg/s per chat and 30/s per bot, and an exact window (no burst on top) for
+20/min per group; then :func:`~botcore.outbound.send_with_retry`. Stream previews
+(``retry=False``) never wait for a limit: they raise ChannelRateLimited and are skipped.
+The token is part of the URL, so no URL or ``httpx`` error text is ever put in an exception
+message.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from redis.asyncio import Redis
 
 from botcore.errors import ChannelRateLimited, ChannelUnavailable
 from botcore.keys import KeyBuilder
-from botcore.outbound import RateLimiter, send_with_retry
+from botcore.outbound import RateLimiter, WindowLimiter, send_with_retry
 
 from .errors import CHANNEL, TelegramApiError, TelegramAuthError, TelegramChatMigrated
 from .models import (
@@ -56,10 +59,12 @@ async def with_migration(chat_id: int, call: Callable[[int], Awaitable[T]]) -> t
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Outbound rates (tokens per second, burst) shared through Redis."""
+    """Outbound limits shared through Redis: ``per_chat`` and ``per_bot`` are token buckets
+    (tokens per second, burst); ``per_group`` is an exact window (at most N sends in any
+    T seconds, for chats with negative ids)."""
 
     per_chat: tuple[float, float] = (1.0, 3.0)
-    per_group: tuple[float, float] = (20 / 60, 5.0)
+    per_group: tuple[int, float] = (20, 60.0)
     per_bot: tuple[float, float] = (30.0, 30.0)
 
 
@@ -81,11 +86,10 @@ class TelegramClient:
         self._http = http
         self._base = f"{api_base.rstrip('/')}/bot{token}"
         self._bot_id = bot_id
-        limits = limits or Limits()
+        self.limits = limits = limits or Limits()
         self._chat = RateLimiter(redis, keys, CHANNEL, rate=limits.per_chat[0],
                                  burst=limits.per_chat[1])
-        self._group = RateLimiter(redis, keys, CHANNEL, rate=limits.per_group[0],
-                                  burst=limits.per_group[1])
+        self._group = WindowLimiter(redis, keys, CHANNEL, windows=(limits.per_group,))
         self._all = RateLimiter(redis, keys, CHANNEL, rate=limits.per_bot[0],
                                 burst=limits.per_bot[1])
 
@@ -137,11 +141,13 @@ class TelegramClient:
 
     async def _paced(self, chat_id: int, method: str, payload: BaseModel | dict[str, Any],
                      *, retry: bool = True) -> Any:
+        wait = 60.0 if retry else 0.0  # previews skip rather than wait
+
         async def once() -> Any:
-            await self._all.acquire(f"bot:{self._bot_id}")
-            await self._chat.acquire(f"chat:{self._bot_id}:{chat_id}")
+            await self._all.acquire(f"bot:{self._bot_id}", max_wait=wait)
+            await self._chat.acquire(f"chat:{self._bot_id}:{chat_id}", max_wait=wait)
             if chat_id < 0:  # groups, supergroups and channels have negative ids
-                await self._group.acquire(f"group:{self._bot_id}:{chat_id}")
+                await self._group.acquire(f"group:{self._bot_id}:{chat_id}", max_wait=wait)
             return await self.call(method, payload)
 
         return await send_with_retry(once) if retry else await once()

@@ -19,7 +19,7 @@ from botcore.settings import BotConfig
 
 SECRET = "s3cr3t_TOKEN-abc"
 API_BASE = "http://fake-telegram"
-FAST = Limits(per_chat=(1000.0, 1000.0), per_group=(1000.0, 1000.0), per_bot=(1000.0, 1000.0))
+FAST = Limits(per_chat=(1000.0, 1000.0), per_group=(1000, 1.0), per_bot=(1000.0, 1000.0))
 MakeAdapter = Callable[..., TelegramAdapter]
 
 
