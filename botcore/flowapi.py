@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage
@@ -49,7 +49,8 @@ class FlowContext:
         tools: the tools this bot allows.
         retriever: the knowledge-base retriever, if the bot has one.
         options: the flow's options from ``app.default_flow(name, **options)``.
-        metadata: bot id, conversation id, channel.
+        metadata: bot id, conversation id, channel, flow, ``sender_id`` (who wrote
+            the message that started the run).
 
     Tools carry ``metadata={"changes_state": bool, "timeout": float}`` from ``@app.tool``.
     A model call asks for tools by name in ``PromptRequest.metadata["tools"]``; the runner
@@ -68,11 +69,15 @@ class Pause(TypedDict):
     """What a flow passes to LangGraph's ``interrupt()`` to wait for the user (or an agent).
 
     The runner shows ``text`` to the user (nothing when empty) and resumes the graph with
-    ``{"text": <the user's next message>, "released": <handoff released?>}``.
+    ``{"text": <the user's next message>, "released": <handoff released?>}``. With
+    ``sender`` set (a sender id, as in ``FlowContext.metadata["sender_id"]``), only that
+    sender's message resumes the graph; the runner ignores other members' messages (group
+    chats: nobody confirms a tool call for someone else).
     """
 
     kind: Literal["confirm", "handoff", "survey"]
     text: str
+    sender: NotRequired[str]
 
 
 class ModelUnavailable(FlowError):

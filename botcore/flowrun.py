@@ -106,7 +106,10 @@ def _pause_of(result: Any) -> Pause | None:
         return None
     value = found[0].value
     if isinstance(value, dict) and "kind" in value:
-        return Pause(kind=value["kind"], text=str(value.get("text", "")))
+        pause = Pause(kind=value["kind"], text=str(value.get("text", "")))
+        if value.get("sender"):
+            pause["sender"] = str(value["sender"])
+        return pause
     return Pause(kind="confirm", text=str(value))
 
 
@@ -223,7 +226,8 @@ class GraphFlowRunner:
             call_model=chain_prompts(ctx.app.ordered_prompts(), silent_aware),
             tools=tools, retriever=self.retriever_for(ctx, options), options=options,
             metadata={"bot_id": ctx.bot.id, "conversation_id": conv,
-                      "channel": ctx.message.channel, "flow": name})
+                      "channel": ctx.message.channel, "flow": name,
+                      "sender_id": ctx.message.sender.id})
 
     async def _input(self, ctx: TurnContext, options: dict[str, Any]) -> dict[str, Any]:
         budget = int(options.get("history_tokens", self.runtime.settings.sessions.max_tokens))
@@ -243,6 +247,10 @@ class GraphFlowRunner:
         config: dict[str, Any] = {"configurable": {"thread_id": conv}}
         paused = await self._paused(graph, config)
         resume: dict[str, Any] = {"text": ctx.message.text, "released": False}
+        if paused is not None and paused.get("sender") not in (None, ctx.message.sender.id):
+            ctx.log.info("pending confirmation is someone else's; message ignored",
+                         kind=paused["kind"])
+            return ""  # group chats: only the requester answers the question
         if paused is not None and paused["kind"] == "handoff":
             if await self.desk.status(conv) == "open":
                 await self.desk.relay(ctx.message)  # the agent answers, not the bot

@@ -3,6 +3,8 @@
 * Only the bot's own tools are bound, and a call of any other name is refused.
 * Tools marked ``changes_state`` wait for the user's confirmation (a LangGraph interrupt,
   checkpointed: it survives a worker restart). Option ``confirm=False`` turns that off.
+  Only the sender who asked answers it; in a group, other members' messages are ignored
+  while it waits.
 * Each tool call has its tool's timeout. Every failing call's error goes back to the model
   (all of them, when one model message makes several calls); a tool that fails again later
   in the turn ends it with :data:`TOOL_FAILED`. Malformed tool-call output is reported to
@@ -86,9 +88,13 @@ async def confirm(state: FlowState, runtime: Runtime[FlowContext]) -> dict[str, 
     last = state["messages"][-1]
     assert isinstance(last, AIMessage)
     what = ", ".join(_describe(dict(c)) for c in last.tool_calls)
-    reply = interrupt(Pause(kind="confirm", text=(
+    pause = Pause(kind="confirm", text=(
         f"需要您确认：{what}。回复“是”继续，其他任何回复将取消。\n"
-        f"Please confirm: {what}. Reply \"yes\" to go ahead; anything else cancels.")))
+        f"Please confirm: {what}. Reply \"yes\" to go ahead; anything else cancels."))
+    sender = runtime.context.metadata.get("sender_id")
+    if sender:  # only the requester's reply counts (group chats)
+        pause["sender"] = str(sender)
+    reply = interrupt(pause)
     text = str(reply.get("text", "") if isinstance(reply, dict) else reply).strip().lower()
     if text.rstrip("。.!！") in YES:
         return {"approved": True}

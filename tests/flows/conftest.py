@@ -142,8 +142,10 @@ class Harness:
     bot: BotConfig = field(
         default_factory=lambda: BotConfig(id="bot", channel="web", app="tests.x:app"))
 
-    async def turn(self, text: str, flow: str, **options: Any) -> str:
-        message = make_inbound(text, bot_id="bot", chat_id="c1")
+    async def turn(self, text: str, flow: str, *, as_sender: str = "user-1",
+                   chat_type: str = "private", **options: Any) -> str:
+        message = make_inbound(text, bot_id="bot", chat_id="c1", sender=as_sender,
+                               chat_type=chat_type, mentioned=True)  # type: ignore[arg-type]
         ctx = TurnContext(message=message, session=Session(self.store, message.conversation),
                           bot=self.bot,
                           app=self.app, replier=self.replier, flows=self.runner)
