@@ -17,7 +17,8 @@ from botcore.message import ConversationKey, InboundMessage, Segment, SegmentTyp
 from .errors import CHANNEL
 from .models import EventEnvelope
 
-__all__ = ["ParseContext", "parse_event", "post_to_text"]
+__all__ = ["HANDLED_EVENT_TYPES", "ParseContext", "message_event_id", "parse_event",
+           "post_to_text"]
 
 _MEDIA: dict[str, tuple[SegmentType, str]] = {  # message_type -> (segment type, key field)
     "image": ("image", "image_key"),
@@ -61,10 +62,29 @@ def parse_event(env: EventEnvelope, raw: Mapping[str, Any],
     return ()
 
 
+def message_event_id(message_id: str, delivery_id: str) -> str:
+    """The ``event_id`` of a message: ``msg:<message_id>`` (the dedupe key covers the
+    message, so the same message redelivered under a new event_id or uuid, or over both
+    the webhook and the long connection, is stored once); the delivery id without one."""
+    return f"msg:{message_id}" if message_id else delivery_id
+
+
 def _is_bot(mention: Mapping[str, Any], ctx: ParseContext) -> bool:
+    """Is this mention the bot? By open_id, else by display name, else a best guess.
+
+    The guess (the bot's open_id is neither configured nor looked up yet): a mention whose
+    ``mentioned_type`` is ``"bot"``; without that field, a mention with no ``user_id``
+    (only people have one). It may take another bot's mention for ours, never miss ours.
+    """
+    ident = _d(mention.get("id"))
     if ctx.bot_open_id:
-        return _s(_d(mention.get("id")).get("open_id")) == ctx.bot_open_id
-    return bool(ctx.bot_name) and _s(mention.get("name")) == ctx.bot_name
+        return _s(ident.get("open_id")) == ctx.bot_open_id
+    if ctx.bot_name:
+        return _s(mention.get("name")) == ctx.bot_name
+    kind = mention.get("mentioned_type")
+    if isinstance(kind, str) and kind:
+        return kind == "bot"
+    return bool(ident) and not _s(ident.get("user_id"))
 
 
 def _apply_mentions(text: str, mentions: list[Any],
@@ -151,8 +171,9 @@ def _message_v2(event_id: str, event: dict[str, Any], raw: Mapping[str, Any],
         channel=CHANNEL, bot_id=ctx.bot_id,
         conversation=ConversationKey(channel=CHANNEL, bot_id=ctx.bot_id, chat_id=chat_id,
                                      thread_id=thread_id),
-        event_id=event_id, message_id=message_id or None, kind="message",
-        event_type=_s(message.get("message_type")) or None, chat_type=chat_type,
+        event_id=message_event_id(message_id, event_id), message_id=message_id or None,
+        kind="message", event_type=_s(message.get("message_type")) or None,
+        chat_type=chat_type,
         sender=Sender(id=_s(sender_id.get("open_id")) or _s(sender_id.get("user_id")),
                       is_bot=sender.get("sender_type") == "app"),
         text=text, segments=(*mentions, *segments),
@@ -161,7 +182,8 @@ def _message_v2(event_id: str, event: dict[str, Any], raw: Mapping[str, Any],
         timestamp=int(create_ms) / 1000 if create_ms.isdigit() else time.time(),
         platform={"chat_id": chat_id, "message_id": message_id, "thread_id": thread_id,
                   "root_id": _s(message.get("root_id")) or None,
-                  "chat_type": _s(message.get("chat_type")), "receive_id_type": "chat_id"},
+                  "chat_type": _s(message.get("chat_type")), "receive_id_type": "chat_id",
+                  "delivery_id": event_id},
         raw=dict(raw),
     )
 
@@ -175,6 +197,10 @@ _CHAT_EVENTS = {
     "im.chat.member.bot.deleted_v1": "bot_removed",
     "im.chat.access_event.bot_p2p_chat_entered_v1": "enter_chat",
 }
+
+#: Schema 2.0 event types :func:`parse_event` turns into messages (card actions, a
+#: callback, come apart); the long connection registers exactly these.
+HANDLED_EVENT_TYPES: tuple[str, ...] = ("im.message.receive_v1", *_CHAT_EVENTS)
 
 
 def _open_id(value: Any) -> str:
@@ -228,11 +254,13 @@ def _message_v1(uuid: str, event: dict[str, Any], raw: Mapping[str, Any],
     return InboundMessage(
         channel=CHANNEL, bot_id=ctx.bot_id,
         conversation=ConversationKey(channel=CHANNEL, bot_id=ctx.bot_id, chat_id=chat_id),
-        event_id=uuid, message_id=message_id or None, kind="message",
+        event_id=message_event_id(message_id, uuid), message_id=message_id or None,
+        kind="message",
         event_type=_s(event.get("msg_type")) or None, chat_type=chat_type,
         sender=Sender(id=_s(event.get("open_id"))), text=text.strip(),
         mentioned=chat_type == "private" or bool(event.get("is_mention")),
         reply_to=_s(event.get("parent_id")) or None,
-        platform={"chat_id": chat_id, "message_id": message_id, "receive_id_type": "chat_id"},
+        platform={"chat_id": chat_id, "message_id": message_id, "receive_id_type": "chat_id",
+                  "delivery_id": uuid},
         raw=dict(raw),
     )

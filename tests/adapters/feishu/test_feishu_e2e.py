@@ -75,10 +75,12 @@ async def test_same_event_three_times_gives_one_answer(
     stack.start_worker()
     async with stack.client() as client:
         for _ in range(3):  # Feishu re-pushes: new timestamp and nonce, same event_id
-            response = await _post(client, message_event("once", event_id="ev-e2e-dup"))
+            response = await _post(client, message_event("once", event_id="ev-e2e-dup",
+                                                       message_id="om_once"))
             assert response.status_code == 200
         await _finished_cards(state, 1)
-        await _post(client, message_event("after", event_id="ev-e2e-next"))
+        await _post(client, message_event("after", event_id="ev-e2e-next",
+                                            message_id="om_after"))
         await _finished_cards(state, 2)
     finals = sorted(c["contents"][-1].strip() for c in state.cards.values())
     assert finals == ["you said: after", "you said: once"]

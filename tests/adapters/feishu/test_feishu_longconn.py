@@ -65,7 +65,7 @@ async def test_frame_is_acked_after_ingest(make_adapter: MakeAdapter) -> None:
 
     ack = await deliver_frame(adapter, message_event("over ws", event_id="ev-ws"), ingest)
     assert ack["code"] == 200
-    assert [(m.event_id, m.text) for m in stored] == [("ev-ws", "over ws")]
+    assert [(m.event_id, m.text) for m in stored] == [("msg:om_1", "over ws")]
 
 
 async def test_failed_ingest_is_not_acked(make_adapter: MakeAdapter) -> None:

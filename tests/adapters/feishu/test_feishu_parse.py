@@ -10,8 +10,11 @@ from feishu_helpers import BOT_OPEN_ID, MakeAdapter, message_event, signed
 from botcore.channel import Accepted
 from botcore.message import InboundMessage
 
-BOT = {"key": "@_user_1", "id": {"open_id": BOT_OPEN_ID}, "name": "Helper", "tenant_key": "tk"}
-ALICE = {"key": "@_user_2", "id": {"open_id": "ou_alice"}, "name": "Alice", "tenant_key": "tk"}
+# as Feishu sends them: bots have no user_id; people have one (with the user_id permission)
+BOT = {"key": "@_user_1", "id": {"open_id": BOT_OPEN_ID, "union_id": "on_bot", "user_id": ""},
+       "name": "Helper", "tenant_key": "tk"}
+ALICE = {"key": "@_user_2", "id": {"open_id": "ou_alice", "union_id": "on_a", "user_id": "ua"},
+         "name": "Alice", "tenant_key": "tk"}
 
 
 async def parse(make_adapter: MakeAdapter, payload: dict[str, Any],
@@ -37,7 +40,7 @@ async def test_group_mention_of_someone_else(make_adapter: MakeAdapter) -> None:
 
 
 @pytest.mark.parametrize(("bot_name", "mentioned"), [("Helper", True), ("Other", False),
-                                                     (None, False)])
+                                                     (None, True)])
 async def test_group_mention_by_name_without_open_id(make_adapter: MakeAdapter,
                                                      bot_name: str | None,
                                                      mentioned: bool) -> None:
@@ -46,6 +49,20 @@ async def test_group_mention_by_name_without_open_id(make_adapter: MakeAdapter,
                       bot_open_id=None, bot_name=bot_name)
     assert msg.mentioned is mentioned
     assert msg.text == ("hi" if mentioned else "@Helper hi")
+
+
+@pytest.mark.parametrize(("mention", "mentioned"), [
+    (BOT, True),  # no user_id: not a person
+    (ALICE, False),  # a person
+    ({**ALICE, "mentioned_type": "bot"}, True),  # the type wins when Feishu sends it
+    ({**BOT, "mentioned_type": "user"}, False),
+])
+async def test_mention_guess_without_bot_identity(make_adapter: MakeAdapter,
+                                                  mention: dict[str, Any],
+                                                  mentioned: bool) -> None:
+    msg = await parse(make_adapter, message_event(f"{mention['key']} hi", chat_type="group",
+                                                  mentions=[mention]), bot_open_id=None)
+    assert msg.mentioned is mentioned
 
 
 async def test_p2p_is_always_mentioned(make_adapter: MakeAdapter) -> None:

@@ -61,10 +61,11 @@ async def test_signed_encrypted_event_matches_lark_oapi(make_adapter: MakeAdapte
     assert isinstance(outcome, Accepted)
     assert (outcome.ack_body, outcome.content_type) == ("{}", "application/json")
     (msg,) = outcome.messages
-    assert (msg.event_id, msg.text, msg.chat_type, msg.mentioned) == ("ev-1", "hi there",
+    assert (msg.event_id, msg.text, msg.chat_type, msg.mentioned) == ("msg:om_1", "hi there",
                                                                       "private", True)
     assert msg.conversation.chat_id == "oc_chat"
-    assert msg.dedupe_key == "feishu:fs:ev-1"
+    assert msg.dedupe_key == "feishu:fs:msg:om_1"  # the message, whatever the delivery
+    assert msg.platform["delivery_id"] == "ev-1"
     json.dumps(dict(msg.platform))  # JSON-able: crosses the queue
 
 
@@ -83,7 +84,7 @@ async def test_v1_event(make_adapter: MakeAdapter) -> None:
     outcome = await make_adapter().handle_webhook(signed(payload))
     assert isinstance(outcome, Accepted)
     (msg,) = outcome.messages
-    assert (msg.event_id, msg.text, msg.mentioned, msg.chat_type) == ("u-1", "hi", True,
+    assert (msg.event_id, msg.text, msg.mentioned, msg.chat_type) == ("msg:om_9", "hi", True,
                                                                       "group")
 
 
@@ -178,3 +179,17 @@ async def test_long_connection_mode_refuses_webhooks(make_adapter: MakeAdapter) 
 async def test_encrypted_body_without_configured_key(make_adapter: MakeAdapter) -> None:
     outcome = await make_adapter(encrypt_key=None).handle_webhook(signed(message_event()))
     assert outcome == Rejected(400, "unexpected_encrypted_body")
+
+
+async def test_one_message_under_two_event_ids_has_one_dedupe_key(
+        make_adapter: MakeAdapter) -> None:
+    adapter = make_adapter()
+    keys = set()
+    for event_id in ("ev-first", "ev-redelivered"):
+        outcome = await adapter.handle_webhook(signed(message_event("x", event_id=event_id)))
+        assert isinstance(outcome, Accepted)
+        keys.add(outcome.messages[0].dedupe_key)
+    other = await adapter.handle_webhook(signed(message_event("y", event_id="ev-3",
+                                                              message_id="om_2")))
+    assert isinstance(other, Accepted)
+    assert keys == {"feishu:fs:msg:om_1"} != {other.messages[0].dedupe_key}
