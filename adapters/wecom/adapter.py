@@ -29,6 +29,7 @@ from botcore.channel import (
     WebhookRequest,
 )
 from botcore.errors import ConfigError, SignatureError
+from botcore.ledger import DeliveryLedger
 from botcore.message import OutboundMessage, Segment, SendResult
 from botcore.settings import BotConfig
 
@@ -40,7 +41,8 @@ from ._parse import (
     parse_json,
     parse_xml,
 )
-from .api import AiBotReplier, WeComClient
+from ._text import split_utf8
+from .api import AIBOT_LIMIT, AiBotReplier, WeComClient
 from .crypto import WXBizMsgCrypt
 from .errors import CHANNEL, WeComError
 from .models import AiBotCallback, WeComConfig
@@ -101,11 +103,14 @@ class WeComAdapter:
                                         _need(cfg.encoding_aes_key).get_secret_value(), corp_id)
             self.client = WeComClient(deps.http, deps.redis, deps.keys, corp_id=corp_id,
                                       agent_id=_need(cfg.agent_id), secret=secret,
-                                      api_base=cfg.api_base)
+                                      api_base=cfg.api_base,
+                                      member_windows=cfg.member_limits,
+                                      max_wait=cfg.rate_limit_wait)
         else:
             self._crypt = WXBizMsgCrypt(_need(cfg.aibot_token).get_secret_value(),
                                         _need(cfg.aibot_encoding_aes_key).get_secret_value(), "")
         self.replier = AiBotReplier(deps.http, deps.redis, deps.keys, bot.id, cfg.api_base)
+        self.ledger = DeliveryLedger(deps.redis, deps.keys, CHANNEL)
 
     async def startup(self) -> None:
         """Nothing to open: the token is fetched lazily by the first send."""
@@ -229,17 +234,21 @@ class WeComAdapter:
 
     async def _send_app(self, client: WeComClient, message: OutboundMessage) -> SendResult:
         touser = str(message.context.get("touser") or message.conversation.chat_id)
+        key = message.idempotency_key or None
         ids: list[str] = []
         if message.text:
-            ids += await client.send_text(touser, message.text,
+            ids += await client.send_text(touser, message.text, idempotency_key=key,
                                           markdown=message.format == "markdown")
         for segment in message.attachments:
             kind = _MEDIA_KINDS.get(segment.type)
             if kind is None:
                 raise WeComError(f"cannot send a {segment.type!r} attachment")
-            media_id = await self._media_id(client, kind, segment)
-            ids.append(await client.send_media(touser, kind, media_id) or "")
-        return SendResult(message_id=ids[-1] if ids else None, parts=len(ids),
+
+            async def media(kind: str = kind, segment: Segment = segment) -> str | None:
+                media_id = await self._media_id(client, kind, segment)
+                return await client.send_media(touser, kind, media_id)
+            ids.append(await client.send_part(key, len(ids), media))
+        return SendResult(message_id=(ids[-1] or None) if ids else None, parts=len(ids),
                           extra={"msgids": ids})
 
     @staticmethod
@@ -259,21 +268,45 @@ class WeComAdapter:
         return None
 
     async def _send_aibot(self, message: OutboundMessage, text: str) -> SendResult:
+        """The answer goes to the open stream (≤ 20480 bytes; what does not fit follows once
+        through ``response_url``), else to ``response_url``. Each part is recorded in the
+        ledger, so a re-run of the turn sends neither again."""
+        key = message.idempotency_key or None
         stream_id = self._stream_open(message)
-        if stream_id and not (await self.replier.read(stream_id)).finish:
-            await self.replier.write(stream_id, text, finish=True)
-            return SendResult(message_id=stream_id, extra={"via": "stream"})
+        if stream_id and (await self.ledger.delivered_parts(key, 1)
+                          or not (await self.replier.read(stream_id)).finish):
+            first = split_utf8(text, AIBOT_LIMIT)[0]
+            rest = text[len(first):].lstrip("\n")
+            if rest and not message.context.get("response_url"):
+                first, rest = text, ""  # nowhere to put the rest: write() cuts it visibly
+
+            async def finish_stream() -> str:
+                await self.replier.write(stream_id, first, finish=True)
+                return stream_id
+            await self.ledger.part(key, 0, finish_stream)
+            if rest:
+                await self.ledger.part(key, 1, lambda: self._respond(message, rest, True))
+            return SendResult(message_id=stream_id, parts=2 if rest else 1,
+                              extra={"via": "stream"})
+        await self.ledger.part(key, 0, lambda: self._respond(message, text, False))
+        return SendResult(extra={"via": "response_url"})
+
+    async def _respond(self, message: OutboundMessage, text: str, follow_up: bool) -> str:
         response_url = message.context.get("response_url")
         if not response_url:
             raise WeComError("no open stream and no response_url to answer with")
         if not await self.replier.claim(str(response_url)):
+            if follow_up:  # an earlier reply of this turn used it: the rest cannot be sent
+                log.warning("wecom aibot: response_url already used; %d bytes of the answer "
+                            "not sent (bot=%s)", len(text.encode("utf-8")), self.bot_id)
+                return ""
             raise WeComError("response_url already used (it works once)")
         try:
             await self.replier.respond(str(response_url), text)
         except Exception:
             await self.replier.release(str(response_url))
             raise
-        return SendResult(extra={"via": "response_url"})
+        return "response_url"
 
     def open_stream(self, message: OutboundMessage) -> MessageStream | None:
         """An AI bot stream (cumulative content polled by WeCom); None for app messages."""

@@ -4,6 +4,7 @@
 
     ChannelError
     ├── WeComError                      adapter misuse (no recipient, unusable attachment)
+    │   └── WeComDeliveryUnknown        message/send was written but no answer came back
     └── ChannelApiError
         ├── WeComApiError(errcode, errmsg)  any other non-zero errcode
         ├── WeComAuthError              42001 expired / 40014 invalid access_token
@@ -30,6 +31,7 @@ __all__ = [
     "CHANNEL",
     "WeComApiError",
     "WeComAuthError",
+    "WeComDeliveryUnknown",
     "WeComError",
     "WeComRateLimited",
     "raise_for_errcode",
@@ -49,6 +51,12 @@ class WeComError(ChannelError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, channel=CHANNEL)
+
+
+class WeComDeliveryUnknown(WeComError):
+    """A non-idempotent call (``message/send``) reached WeCom but its answer was lost (read
+    timeout, connection reset): WeCom may have delivered it. Never retried, since
+    ``enable_duplicate_check`` is off and a retry could show the message twice."""
 
 
 class WeComApiError(ChannelApiError):

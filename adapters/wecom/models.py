@@ -38,12 +38,24 @@ class WeComConfig(BaseModel):
     aibot_encoding_aes_key: SecretStr | None = None
     replay_window: int = Field(300, ge=10, le=3600, description="seconds a timestamp is fresh")
     nonce_cache: bool = Field(False, description="reject a repeated nonce within the window")
+    member_limits: tuple[tuple[int, float], ...] = Field(
+        ((30, 60.0), (1000, 3600.0)), min_length=1,
+        description="(limit, seconds) windows of messages to one member (WeCom: 30/min, 1000/h)")
+    rate_limit_wait: float = Field(30.0, ge=0, le=3600,
+                                   description="seconds a send may wait for a member's window")
 
     @field_validator("encoding_aes_key", "aibot_encoding_aes_key")
     @classmethod
     def _aes_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not valid_encoding_aes_key(value.get_secret_value()):
             raise ValueError("43 characters of [A-Za-z0-9] (the console's EncodingAESKey)")
+        return value
+
+    @field_validator("member_limits")
+    @classmethod
+    def _windows(cls, value: tuple[tuple[int, float], ...]) -> tuple[tuple[int, float], ...]:
+        if any(limit < 1 or seconds <= 0 for limit, seconds in value):
+            raise ValueError("[limit >= 1, seconds > 0] pairs")
         return value
 
     def missing(self) -> list[str]:

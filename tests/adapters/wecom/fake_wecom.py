@@ -66,6 +66,8 @@ class FakeWeCom:
         self.aibot_responses: list[dict[str, Any]] = []
         self.response_codes_used: set[str] = set()
         self._failures: list[tuple[int, str]] = []
+        self._scheduled: dict[int, tuple[int, str]] = {}
+        self.send_calls = 0
         self._ids = itertools.count(1)
         self.app = Starlette(routes=[
             Route("/cgi-bin/gettoken", self.gettoken, methods=["GET"]),
@@ -86,6 +88,10 @@ class FakeWeCom:
     def fail_next(self, errcode: int, errmsg: str = "injected") -> None:
         """The next ``message/send`` answers ``errcode`` (after the token check)."""
         self._failures.append((errcode, errmsg))
+
+    def fail_send(self, nth: int, errcode: int, errmsg: str = "injected") -> None:
+        """The ``nth`` ``message/send`` from now (1-based) answers ``errcode``."""
+        self._scheduled[self.send_calls + nth] = (errcode, errmsg)
 
     # ---- endpoints ----------------------------------------------------------------------
     async def gettoken(self, request: Request) -> JSONResponse:
@@ -113,6 +119,9 @@ class FakeWeCom:
         """90236: application message; text/markdown content beyond 2048 bytes is truncated."""
         if (error := self._token_error(request)) is not None:
             return error
+        self.send_calls += 1
+        if self.send_calls in self._scheduled:
+            return _err(*self._scheduled.pop(self.send_calls))
         if self._failures:
             return _err(*self._failures.pop(0))
         try:

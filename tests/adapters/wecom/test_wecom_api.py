@@ -137,18 +137,6 @@ def test_errcode_mapping(errcode: int, error: type[Exception], retry_after: floa
     raise_for_errcode({"errcode": 0, "errmsg": "ok"})  # no error
 
 
-async def test_per_member_rate_limit_shared_by_workers(
-        http: httpx.AsyncClient, redis: Redis, keys: KeyBuilder, fake: FakeWeCom) -> None:
-    one = _client(http, redis, keys, per_member_per_minute=2, max_wait=0.1)
-    two = _client(http, redis, keys, per_member_per_minute=2, max_wait=0.1)
-    await one.send_text("zhangsan", "a")
-    await two.send_text("zhangsan", "b")
-    with pytest.raises(ChannelRateLimited):
-        await one.send_text("zhangsan", "c")
-    await two.send_text("lisi", "other member")  # a separate bucket
-    assert [m["touser"] for m in fake.sent] == ["zhangsan", "zhangsan", "lisi"]
-
-
 async def test_network_error_is_unavailable(redis: Redis, keys: KeyBuilder) -> None:
     def boom(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
