@@ -11,12 +11,13 @@ chats) or throttled edits (groups). See docs/channels/telegram.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
@@ -53,6 +54,8 @@ __all__ = ["TelegramAdapter"]
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1_048_576
+#: Seconds between ``sendChatAction`` calls (the action shows for ≤ 5 s).
+TYPING_INTERVAL = 4.5
 Call = Callable[[int], Awaitable[dict[str, Any]]]
 
 
@@ -299,6 +302,47 @@ class TelegramAdapter:
         context = message.platform if isinstance(message, InboundMessage) else message.context
         where = self._where(message.conversation, context)
         await self.client.send_chat_action(where.chat_id, action, where.thread)
+
+    def typing_indicator(self, message: OutboundMessage, *, action: str = "typing",
+                         interval: float = TYPING_INTERVAL,
+                         ) -> contextlib.AbstractAsyncContextManager[None]:
+        """Show "typing…" while a turn runs: ``async with adapter.typing_indicator(msg):``.
+
+        Sends ``sendChatAction`` at once and every ``interval`` seconds (Telegram shows it
+        for ≤ 5 s) until the block exits, then stops cleanly. A failed action (429, blocked
+        bot, network) is logged at debug and never fails the turn; the block's own
+        exceptions pass through unchanged.
+        """
+        return self._typing(message, action, interval)
+
+    @contextlib.asynccontextmanager
+    async def _typing(self, message: OutboundMessage, action: str,
+                      interval: float) -> AsyncIterator[None]:
+        try:
+            where = self._where(message.conversation, message.context)
+        except TelegramError as exc:
+            log.debug("telegram typing indicator skipped: %s", exc)
+            yield
+            return
+        task = asyncio.create_task(self._keep_typing(where, action, interval),
+                                   name=f"telegram-typing-{where.chat_id}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.wait((task,))  # never raises; an outer cancel still propagates
+
+    async def _keep_typing(self, where: _Delivery, action: str, interval: float) -> None:
+        while True:
+            wait = interval
+            try:
+                await self.client.send_chat_action(where.chat_id, action, where.thread)
+            except ChannelRateLimited as exc:
+                wait = max(interval, exc.retry_after)
+                log.debug("telegram sendChatAction throttled for %.1fs", exc.retry_after)
+            except Exception as exc:  # cosmetic: never fail the turn for it
+                log.debug("telegram sendChatAction failed: %s", type(exc).__name__)
+            await asyncio.sleep(wait)
 
     def open_stream(self, message: OutboundMessage) -> MessageStream | None:
         """Drafts in private chats, throttled edits elsewhere (see ``_stream``)."""
