@@ -8,6 +8,10 @@ HTTP mode accepts two kinds of callbacks on ``/webhooks/dingtalk/<bot_id>``:
   ``nonce`` in the query), when ``aes_key`` and ``token`` are set; ``check_url`` is answered
   at once with the encrypted ``"success"``.
 
+Messages the bot cannot read (``readable_types``) are answered with ``unsupported_text``
+once per ``msgId`` (``unsupported = "reply"``), or handed to the app as an ``unsupported``
+event (``"event"``), or dropped (``"ignore"``).
+
 Replays: DingTalk's ``sign`` covers only the timestamp (not the body), so two genuine
 messages signed in the same millisecond, and a redelivery after a failed durable write, carry
 the same headers. No request is refused for having been seen before: the timestamp window
@@ -18,6 +22,8 @@ processed twice.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -99,12 +105,16 @@ class DingTalkAdapter:
         self.client = DingTalkClient(deps.http, deps.redis, deps.keys, self.config,
                                      clock=lambda: self.clock())
 
+        self._courtesy: set[asyncio.Task[None]] = set()
+
     async def startup(self) -> None:
         """Nothing to open: the HTTP client and Redis are shared."""
         log.info("dingtalk bot %s ready (mode=%s)", self.bot.id, self.config.mode)
 
     async def shutdown(self) -> None:
-        """Nothing to close."""
+        """Let polite answers still in flight finish (at most 10 s)."""
+        if self._courtesy:
+            await asyncio.wait(set(self._courtesy), timeout=10)
 
     # inbound ---------------------------------------------------------------------------
     async def handle_webhook(self, request: WebhookRequest) -> WebhookOutcome:
@@ -132,8 +142,42 @@ class DingTalkAdapter:
         return Accepted(self._robot_messages(payload))
 
     def parse(self, payload: Mapping[str, Any]) -> InboundMessage | None:
-        """The one parser of robot messages (HTTP body or Stream frame data)."""
-        return to_inbound(payload, self.bot.id, unsupported=self.config.unsupported)
+        """The one parser of robot messages (HTTP body or Stream frame data).
+
+        Returns what goes to the app, or None. With ``unsupported = "reply"`` a message the
+        bot cannot read is answered with ``unsupported_text`` (once per ``msgId``, after
+        this returns) and not handed to the app.
+        """
+        cfg = self.config
+        msg = to_inbound(payload, self.bot.id, readable=cfg.readable_types,
+                         unsupported="ignore" if cfg.unsupported == "ignore" else "event")
+        if msg is not None and msg.event_type == "unsupported" and cfg.unsupported == "reply":
+            task = asyncio.create_task(self._answer_unsupported(msg))
+            self._courtesy.add(task)
+            task.add_done_callback(self._courtesy.discard)
+            return None
+        return msg
+
+    async def _answer_unsupported(self, msg: InboundMessage) -> None:
+        """Send the polite answer once per ``msgId`` (replays and redeliveries included).
+
+        Runs after the callback was acknowledged, so the acknowledgement never waits for
+        DingTalk. A failed send forgets the marker (a redelivery may try again) and is
+        logged by ``msgId`` only.
+        """
+        marker = self.deps.keys.nonce(CHANNEL, f"{self.bot.id}:unsupported:{msg.event_id}")
+        try:
+            if not await self.deps.redis.set(marker, b"1", nx=True, ex=86_400):
+                return
+            await self.client.send(OutboundMessage(
+                conversation=msg.conversation, text=self.config.unsupported_text,
+                reply_to=msg.message_id, context=msg.platform,
+                idempotency_key=f"unsupported:{msg.dedupe_key}"))
+        except Exception as exc:
+            log.warning("dingtalk: polite answer to unsupported msgId %s not sent (%s)",
+                        msg.event_id, type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await self.deps.redis.delete(marker)
 
     def _robot_messages(self, payload: Mapping[str, Any]) -> tuple[InboundMessage, ...]:
         try:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -32,7 +32,13 @@ class DingTalkConfig(BaseModel):
     card_template_id: str | None = Field(None, description="AI card template for streaming")
     card_content_key: str = Field("content", min_length=1)
     sign_window: int = Field(3600, ge=1, le=3600, description="seconds a signature is valid")
-    unsupported: Literal["ignore", "reply"] = "reply"
+    unsupported: Literal["reply", "event", "ignore"] = "reply"
+    unsupported_text: str = Field(
+        "抱歉，我暂时只能看懂文字消息，请用文字描述你的问题。", min_length=1, max_length=500,
+        description="the polite answer to a message the bot cannot read")
+    readable_types: tuple[str, ...] = Field(
+        ("text", "richText", "audio"),
+        description="msgtypes handed to the app; others are 'unsupported'")
     api_qps: float = Field(20.0, gt=0, description="org OpenAPI calls per second")
     stream_idle_timeout: float = Field(120.0, gt=0, description="seconds without a frame")
     stream_retry_for: float = Field(120.0, gt=0, le=3600,
@@ -153,22 +159,36 @@ def platform_data(msg: RobotMessage) -> dict[str, Any]:
     }
 
 
+def _readable(msg: RobotMessage, body: tuple[str, list[Segment]] | None,
+              readable: Collection[str] | None) -> bool:
+    if body is None:
+        return False
+    if readable is not None and msg.msgtype not in readable:
+        return False
+    return msg.msgtype != "audio" or bool(body[0].strip())  # a voice note without transcript
+
+
 def to_inbound(payload: Mapping[str, Any], bot_id: str, *,
-               unsupported: Literal["ignore", "reply"] = "reply") -> InboundMessage | None:
+               unsupported: Literal["event", "ignore"] = "event",
+               readable: Collection[str] | None = None) -> InboundMessage | None:
     """Turn a robot message into an InboundMessage.
 
     Args:
         payload: the decoded JSON body (HTTP) or frame ``data`` (Stream).
         bot_id: the botcore bot id.
-        unsupported: an unknown ``msgtype`` becomes an ``unsupported`` event (``reply``)
-            or is dropped (``ignore``: returns None).
+        unsupported: a message the bot cannot read (an unknown ``msgtype``, a type not in
+            ``readable``, a voice note without transcript) becomes an ``unsupported`` event
+            (``event``: ``event_data.msgtype``, media kept in ``segments``) or is dropped
+            (``ignore``: returns None).
+        readable: the msgtypes delivered as messages; None: every type we understand.
 
     Raises:
         pydantic.ValidationError: the payload is not a robot message.
     """
     msg = RobotMessage.model_validate(payload)
     body = _body(msg)
-    if body is None and unsupported == "ignore":
+    ok = _readable(msg, body, readable)
+    if not ok and unsupported == "ignore":
         return None
     text, segments = body if body is not None else ("", [])
     group = msg.conversationType == "2"
@@ -178,9 +198,9 @@ def to_inbound(payload: Mapping[str, Any], bot_id: str, *,
         channel=CHANNEL, bot_id=bot_id,
         conversation=ConversationKey(channel=CHANNEL, bot_id=bot_id, chat_id=msg.conversationId),
         event_id=msg.msgId, message_id=msg.msgId,
-        kind="message" if body is not None else "event",
-        event_type=None if body is not None else "unsupported",
-        event_data={} if body is not None else {"msgtype": msg.msgtype},
+        kind="message" if ok else "event",
+        event_type=None if ok else "unsupported",
+        event_data={} if ok else {"msgtype": msg.msgtype},
         chat_type="group" if group else "private",
         sender=Sender(id=msg.senderStaffId or msg.senderId or "", name=msg.senderNick),
         # In groups DingTalk removes the @robot but leaves the space after it.

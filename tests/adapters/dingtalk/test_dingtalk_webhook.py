@@ -66,7 +66,8 @@ async def test_group_message_not_at_bot(redis: Redis, keys: KeyBuilder) -> None:
 ])
 async def test_media_types(redis: Redis, keys: KeyBuilder, msgtype: str, content: dict,
                            text: str, segment: tuple[str, str]) -> None:
-    adapter = make_adapter(redis, keys)
+    adapter = make_adapter(redis, keys, readable_types=[
+        "text", "richText", "picture", "audio", "file", "video"])
     msg = await accept_one(adapter, robot_message(msgtype, group=False, content=content))
     assert msg.kind == "message"
     assert msg.text == text
@@ -76,9 +77,9 @@ async def test_media_types(redis: Redis, keys: KeyBuilder, msgtype: str, content
         assert media[0].name == "a.pdf"
 
 
-async def test_unsupported_type_reply_and_ignore(redis: Redis, keys: KeyBuilder) -> None:
-    reply = make_adapter(redis, keys)
-    msg = await accept_one(reply, robot_message("interactiveCard", msg_id="u1"))
+async def test_unsupported_type_event_and_ignore(redis: Redis, keys: KeyBuilder) -> None:
+    event = make_adapter(redis, keys, unsupported="event")
+    msg = await accept_one(event, robot_message("interactiveCard", msg_id="u1"))
     assert (msg.kind, msg.event_type, msg.event_data["msgtype"]) == (
         "event", "unsupported", "interactiveCard")
     ignore = make_adapter(redis, keys, unsupported="ignore")
