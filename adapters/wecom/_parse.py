@@ -42,9 +42,32 @@ _COMMON_EVENTS = {"click": "menu_click", "enter_agent": "enter_chat",
                   "enter_chat": "enter_chat", "template_card_event": "card_action"}
 
 
-def common_event(native: str) -> str:
-    """The common event name for a WeCom event (the native name when there is none)."""
-    return _COMMON_EVENTS.get(native, native)
+#: (Event, ChangeType or UpdateDetail) → common name: members of the corp (change_contact,
+#: document 90970) and of a customer group (change_external_chat update, 92130).
+_MEMBER_EVENTS = {("change_contact", "create_user"): "member_joined",
+                  ("change_contact", "delete_user"): "member_left",
+                  ("change_external_chat", "add_member"): "member_joined",
+                  ("change_external_chat", "del_member"): "member_left"}
+
+
+def common_event(native: str, fields: Mapping[str, str] | None = None) -> str:
+    """The common event name for a WeCom event (the native name when there is none).
+
+    ``fields`` (the callback's XML children) tell member changes apart: ``change_contact``
+    with ``ChangeType`` ``create_user`` / ``delete_user``, ``change_external_chat`` with
+    ``UpdateDetail`` ``add_member`` / ``del_member``.
+    """
+    fields = fields or {}
+    detail = fields.get("UpdateDetail") or fields.get("ChangeType") or ""
+    return _MEMBER_EVENTS.get((native, detail)) or _COMMON_EVENTS.get(native, native)
+
+
+def _event_id(agent: str, cb: AppCallback, fields: Mapping[str, str]) -> str:
+    """Events have no MsgId; member and group changes add what tells two apart in a second."""
+    extra = ":".join(fields[k] for k in ("ChangeType", "UpdateDetail", "UserID", "ChatId")
+                     if fields.get(k))
+    base = f"{agent}:{cb.from_user}:{cb.create_time}:{cb.event}:{cb.event_key or ''}"
+    return f"{base}:{extra}" if extra else base
 
 
 def _bad(reason: str) -> SignatureError:
@@ -130,9 +153,12 @@ def build_app_message(bot_id: str, default_agent: int | None, cb: AppCallback,
     agent = cb.agent_id or (str(default_agent) if default_agent is not None else "")
     is_event = cb.msg_type == "event"
     if is_event:
-        event_id = f"{agent}:{cb.from_user}:{cb.create_time}:{cb.event}:{cb.event_key or ''}"
+        event_id = _event_id(agent, cb, fields)
     else:
         event_id = f"{agent}:{cb.from_user}:{cb.msg_id or f'{cb.create_time}:{cb.msg_type}'}"
+    # change_contact comes from "sys": its conversation is the member it is about.
+    user = (fields.get("UserID") if cb.event == "change_contact" else None) or cb.from_user
+    group = fields.get("ChatId") if cb.event == "change_external_chat" else None
     segments: tuple[Segment, ...] = ()
     text = cb.content or ""
     if cb.msg_type in _APP_SEGMENTS:
@@ -141,19 +167,19 @@ def build_app_message(bot_id: str, default_agent: int | None, cb: AppCallback,
     return InboundMessage(
         channel=CHANNEL,
         bot_id=bot_id,
-        conversation=ConversationKey(channel=CHANNEL, bot_id=bot_id, chat_id=cb.from_user),
+        conversation=ConversationKey(channel=CHANNEL, bot_id=bot_id, chat_id=group or user),
         event_id=event_id,
         message_id=None if is_event else cb.msg_id,
         kind="event" if is_event else "message",
-        event_type=common_event(cb.event or "") if is_event else None,
-        chat_type="private",
+        event_type=common_event(cb.event or "", fields) if is_event else None,
+        chat_type="group" if group else "private",
         sender=Sender(id=cb.from_user),
         text="" if is_event else text,
         segments=segments,
         mentioned=True,
         timestamp=float(cb.create_time),
         event_data={**fields, "native": cb.event} if is_event else {},
-        platform={"mode": "app", "touser": cb.from_user, "agent_id": agent},
+        platform={"mode": "app", "touser": user, "agent_id": agent},
         raw=dict(fields),
     )
 

@@ -124,7 +124,8 @@ async def test_message_types(make_adapter: Make, msg_type: str, fields: str, seg
     ("<Event>click</Event><EventKey>#sendmsg#_0_0</EventKey>", "click", "menu_click",
      "1000002:zhangsan:1409659813:click:#sendmsg#_0_0"),
     ("<Event>change_contact</Event><ChangeType>create_user</ChangeType><UserID>lisi</UserID>",
-     "change_contact", "change_contact", "1000002:zhangsan:1409659813:change_contact:"),
+     "change_contact", "member_joined",
+     "1000002:zhangsan:1409659813:change_contact::create_user:lisi"),
 ])
 async def test_events(make_adapter: Make, fields: str, native: str, event_type: str,
                       event_id: str) -> None:
