@@ -6,7 +6,8 @@ thread id is the conversation key, so a paused flow resumes on any worker, after
 
 A flow's ``mcp`` option names MCP servers (langchain-mcp-adapters connections, plus botcore's
 ``confirm`` and ``timeout`` keys); their tools are loaded once per process and added to the
-bot's own.
+bot's own, for flows that use tools (not ``chat`` or ``rag``; option ``use_tools``). A
+server that cannot be reached is left alone for a back-off period (:class:`McpTools`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["GraphFlowRunner", "history_messages"]
 
 DEFAULT_CHECKPOINTER = "flows.checkpoint:RedisSaver"
+#: Built-in flows that never call tools: no tools (and no MCP server) are loaded for them.
+#: Any flow's ``use_tools`` option overrides this.
+TOOLLESS_FLOWS = frozenset({"chat", "rag"})
 
 
 def history_messages(entries: list[Any]) -> list[BaseMessage]:
@@ -122,7 +126,7 @@ class GraphFlowRunner:
         self._default_model: BaseChatModel | None = None
         self._fallbacks: list[BaseChatModel] = []
         self._model_built = False
-        self._retrievers: dict[tuple[str, str], Any] = {}
+        self._retrievers: dict[tuple[str, str, str], Any] = {}
         self.desk = HandoffDesk(runtime.redis, runtime.keys, ttl=runtime.settings.handoff.ttl)
         self.usage = TokenUsage(runtime.redis, runtime.keys)
         self.mcp = McpTools()
@@ -169,14 +173,16 @@ class GraphFlowRunner:
         """``options["retriever"]``, or the retriever of knowledge base ``options["kb"]``."""
         if options.get("retriever") is not None or not options.get("kb"):
             return options.get("retriever")
-        key = (ctx.bot.id, str(options["kb"]))
+        # The tenant is part of the key: one bot may serve several tenants (set per turn by
+        # a middleware), and a retriever is bound to one tenant's documents.
+        key = (ctx.bot.id, str(options["kb"]), str(options.get("tenant", "default")))
         if key not in self._retrievers:
             from botcore.retrieval import make_retriever
 
             kb_settings = self.runtime.settings.kb
             self._retrievers[key] = make_retriever(
                 kb_settings.resolve(self.runtime.settings.data_dir), key[1],
-                tenant=str(options.get("tenant", "default")), bot=ctx.bot.id)
+                tenant=key[2], bot=ctx.bot.id)
         return self._retrievers[key]
 
     async def _tools(self, name: str, ctx: TurnContext,
@@ -204,7 +210,8 @@ class GraphFlowRunner:
         if fallbacks is None:
             fallbacks = self._fallbacks if ctx.app.chat_model is None else []
         models = [model, *fallbacks] if model is not None else []
-        tools = await self._tools(name, ctx, options)
+        uses_tools = options.get("use_tools", name not in TOOLLESS_FLOWS)
+        tools = await self._tools(name, ctx, options) if uses_tools else []
         conv = ctx.message.conversation.id
 
         async def on_usage(usage: dict[str, int]) -> None:

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from langchain_core.tools import BaseTool
 
 from botcore.errors import FlowError
 
-__all__ = ["MCP_LOAD_TIMEOUT", "McpTools"]
+__all__ = ["MCP_LOAD_TIMEOUT", "MCP_RETRY_AFTER", "MCP_RETRY_MAX", "McpTools"]
 
-#: Seconds to list an MCP server's tools before giving up for this turn.
-MCP_LOAD_TIMEOUT = 30.0
+#: Seconds to list an MCP server's tools before giving up.
+MCP_LOAD_TIMEOUT = 10.0
+#: Seconds a configuration that failed to load is left alone (doubling, up to the max).
+MCP_RETRY_AFTER = 60.0
+MCP_RETRY_MAX = 900.0
 
 
 def _mcp_connections(servers: Mapping[str, Any], flow: str
@@ -65,12 +69,33 @@ async def _load_mcp_tools(servers: Mapping[str, Any], flow: str) -> list[BaseToo
 
 
 class McpTools:
-    """MCP tools by server configuration, loaded once per process (a failure is retried on
-    the next turn). Each call opens its own session, as langchain-mcp-adapters does."""
+    """MCP tools by server configuration, loaded once per process. Each call opens its own
+    session, as langchain-mcp-adapters does.
 
-    def __init__(self) -> None:
+    A configuration whose servers cannot be listed is remembered: turns go without its tools
+    for ``retry_after`` seconds, doubling on each further failure up to ``retry_max``, so an
+    unreachable server costs one attempt per back-off period, not one per turn. Each
+    configuration has its own lock: a slow server never holds up another bot's.
+
+    Args:
+        retry_after: seconds before the first retry.
+        retry_max: the longest back-off.
+        clock: monotonic seconds (injectable for tests).
+    """
+
+    def __init__(self, *, retry_after: float = MCP_RETRY_AFTER,
+                 retry_max: float = MCP_RETRY_MAX,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.retry_after = retry_after
+        self.retry_max = retry_max
+        self.clock = clock
         self._loaded: dict[str, list[BaseTool]] = {}
-        self._lock = asyncio.Lock()
+        self._failed: dict[str, tuple[float, float]] = {}  # key -> (retry at, last delay)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _waiting(self, key: str) -> bool:
+        failed = self._failed.get(key)
+        return failed is not None and self.clock() < failed[0]
 
     async def get(self, servers: Mapping[str, Any], log: Any,
                   flow: str) -> list[BaseTool]:
@@ -78,17 +103,32 @@ class McpTools:
         if not servers:
             return []
         key = json.dumps(servers, sort_keys=True, default=str)
-        async with self._lock:
-            if key not in self._loaded:
-                try:
-                    self._loaded[key] = await _load_mcp_tools(servers, flow)
-                except FlowError:
-                    raise
-                except Exception as exc:  # a server down: answer without its tools
-                    cause: BaseException = exc
-                    while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
-                        cause = cause.exceptions[0]  # anyio's task groups wrap the cause
-                    log.warning("mcp tools unavailable", servers=sorted(servers),
-                                    error=f"{type(cause).__name__}: {cause}")
-                    return []
+        if key in self._loaded:
+            return self._loaded[key]
+        if self._waiting(key):
+            return []
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            if key in self._loaded:
+                return self._loaded[key]
+            if self._waiting(key):  # another turn failed while this one waited
+                return []
+            try:
+                self._loaded[key] = await _load_mcp_tools(servers, flow)
+            except FlowError:
+                raise
+            except Exception as exc:  # a server down: answer without its tools
+                self._backoff(key, servers, log, exc)
+                return []
+            self._failed.pop(key, None)
         return self._loaded[key]
+
+    def _backoff(self, key: str, servers: Mapping[str, Any], log: Any,
+                 exc: Exception) -> None:
+        last = self._failed.get(key)
+        delay = self.retry_after if last is None else min(last[1] * 2, self.retry_max)
+        self._failed[key] = (self.clock() + delay, delay)
+        cause: BaseException = exc
+        while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+            cause = cause.exceptions[0]  # anyio's task groups wrap the cause
+        log.warning("mcp tools unavailable", servers=sorted(servers), retry_in=delay,
+                    error=f"{type(cause).__name__}: {cause}")
