@@ -1,8 +1,18 @@
 """FeishuAdapter: Feishu / Lark (飞书) app bots over webhook or long connection.
 
-Webhook path (no network I/O, only Redis for the nonce cache): size cap -> JSON ->
-signature over the raw body (required with an Encrypt Key) -> replay window and nonce ->
-decrypt -> verification token -> url_verification challenge or event -> InboundMessage.
+Webhook path (no network I/O to Feishu): size cap -> JSON -> signature over the raw body
+(required with an Encrypt Key) -> replay window -> decrypt -> verification token ->
+url_verification challenge or event -> InboundMessage.
+
+Replays: there is no nonce cache. A nonce recorded before the durable write refused the
+redelivery of a request whose write had failed (a lost message), and Feishu re-pushes with a
+new nonce anyway. A replayed request is either outside the timestamp window (refused) or
+carries an event (message) id that ingress already stored (dropped as a duplicate): the
+dedupe marker is written atomically with the message and outlives the window.
+
+The bot's own open_id (to tell "@bot" from other mentions) is ``bot_open_id`` or, when not
+configured, looked up at start-up (``GET bot/v3/info``) and shared through Redis, so that
+``handle_webhook`` only reads it.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
@@ -28,7 +39,7 @@ from botcore.channel import (
     WebhookOutcome,
     WebhookRequest,
 )
-from botcore.errors import ConfigError, IngressError, SignatureError
+from botcore.errors import ChannelError, ConfigError, SignatureError
 from botcore.ledger import DeliveryLedger
 from botcore.message import OutboundMessage, SendResult
 from botcore.outbound import send_with_retry
@@ -48,6 +59,8 @@ __all__ = ["FeishuAdapter"]
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024
+#: How long the looked-up bot open_id is kept in Redis (re-read at every start-up).
+BOT_ID_TTL = 30 * 86_400
 _SIGNATURE_HEADERS = ("x-lark-request-timestamp", "x-lark-request-nonce", "x-lark-signature")
 
 
@@ -96,12 +109,43 @@ class FeishuAdapter:
         self.client = FeishuClient(self.config, deps.http, deps.redis, deps.keys)
         self.ledger = DeliveryLedger(deps.redis, deps.keys, CHANNEL)
         self._ctx = ParseContext(bot.id, self.config.bot_open_id, self.config.bot_name)
+        self._bot_key = deps.keys.channel_state(CHANNEL, bot.id, "bot_open_id")
 
     async def startup(self) -> None:
-        """Warn about a webhook without an Encrypt Key (no signature, no replay window)."""
+        """Find the bot's open_id if not configured; warn about a webhook without an
+        Encrypt Key (no signature, no replay window)."""
         if self.config.mode == "webhook" and self.config.encrypt_key is None:
             log.warning("feishu bot=%s: no encrypt_key, webhooks are checked by token only",
                         self.bot.id)
+        if self._ctx.bot_open_id is None:
+            await self._discover_bot()
+
+    async def _discover_bot(self) -> None:
+        """``GET bot/v3/info`` once; keep the open_id in Redis for every process."""
+        try:
+            open_id = str((await self.client.bot_info()).get("open_id") or "")
+            if open_id:
+                await self.deps.redis.set(self._bot_key, open_id, ex=BOT_ID_TTL)
+        except (ChannelError, RedisError) as exc:
+            log.warning("feishu bot=%s: bot open_id lookup failed (%s); group @-mentions are "
+                        "matched by bot_name or guessed", self.bot.id, type(exc).__name__)
+            return
+        if open_id:
+            self._ctx = replace(self._ctx, bot_open_id=open_id)
+            log.info("feishu bot=%s: bot open_id found", self.bot.id)
+
+    async def _context(self) -> ParseContext:
+        """The parse context, with the bot's open_id from Redis if this process lacks it.
+
+        Raises:
+            RedisError: Redis could not be read.
+        """
+        if self._ctx.bot_open_id is None:
+            found = await self.deps.redis.get(self._bot_key)
+            if found:
+                open_id = found.decode() if isinstance(found, bytes) else str(found)
+                self._ctx = replace(self._ctx, bot_open_id=open_id)
+        return self._ctx
 
     async def shutdown(self) -> None:
         """Nothing to close: the HTTP and Redis clients belong to the runtime."""
@@ -114,6 +158,10 @@ class FeishuAdapter:
         except SignatureError as exc:
             log.warning("feishu webhook rejected bot=%s reason=%s", self.bot.id, exc.reason)
             return Rejected(exc.status, exc.reason)
+        except RedisError as exc:  # Feishu retries a 5xx: nothing is lost
+            log.error("feishu webhook bot=%s: redis unavailable (%s); answering 503",
+                      self.bot.id, type(exc).__name__)
+            return Rejected(503, "redis_unavailable")
         except (ValidationError, ValueError, TypeError, KeyError) as exc:
             log.warning("feishu webhook rejected bot=%s reason=bad_event (%s)", self.bot.id,
                         type(exc).__name__)
@@ -129,7 +177,7 @@ class FeishuAdapter:
         key = self.config.encrypt_key.get_secret_value() if self.config.encrypt_key else ""
         signed = any(request.headers.get(name) for name in _SIGNATURE_HEADERS)
         if key and signed:  # before parsing anything: the signature covers the raw body
-            await self._check_signed(request, key)
+            self._check_signed(request, key)
         payload = self._open(_load_json(request.body), key)
         env = EventEnvelope.model_validate(payload)
         self._check_token(env)
@@ -139,7 +187,7 @@ class FeishuAdapter:
             return Challenge(json.dumps({"challenge": env.challenge}), "application/json")
         if key and not signed:
             raise _reject("missing_signature", 401)
-        messages = parse_event(env, payload, self._ctx)
+        messages = parse_event(env, payload, await self._context())
         if not messages:
             log.info("feishu bot=%s ignored event type=%s", self.bot.id, env.event_type)
         return Accepted(messages, ack_body="{}", content_type="application/json")
@@ -165,7 +213,7 @@ class FeishuAdapter:
                                    expected.get_secret_value().encode()):
             raise _reject("bad_token", 403)
 
-    async def _check_signed(self, request: WebhookRequest, key: str) -> None:
+    def _check_signed(self, request: WebhookRequest, key: str) -> None:
         timestamp, nonce, signature = (request.headers.get(n, "") for n in _SIGNATURE_HEADERS)
         if not (timestamp and nonce and signature):
             raise _reject("missing_signature", 401)
@@ -175,16 +223,9 @@ class FeishuAdapter:
         except ValueError:
             raise _reject("bad_timestamp") from None
         sent = sent / 1000 if sent > 1e11 else sent  # tolerate milliseconds
-        window = self.config.replay_window
-        if abs(self.clock() - sent) > window:
+        if abs(self.clock() - sent) > self.config.replay_window:
             raise _reject("stale_timestamp", 401)
-        nonce_key = self.deps.keys.nonce(CHANNEL, f"{self.config.app_id}:{nonce}")
-        try:
-            fresh = await self.deps.redis.set(nonce_key, "1", nx=True, ex=2 * window)
-        except RedisError as exc:
-            raise IngressError(f"feishu nonce cache unavailable: {type(exc).__name__}") from None
-        if not fresh:
-            raise _reject("replayed_nonce", 401)
+        # no nonce cache: see the module docstring (ingress dedupes replays in the window)
 
     async def listen(self, ingest: IngestFn) -> None:
         """Serve the long connection until cancelled; reconnect with backoff.
@@ -196,7 +237,7 @@ class FeishuAdapter:
 
         async def handle(payload: dict[str, Any]) -> None:
             env = EventEnvelope.model_validate(payload)
-            for message in parse_event(env, payload, self._ctx):
+            for message in parse_event(env, payload, await self._context()):
                 await ingest(message)
 
         delay = 1.0

@@ -17,6 +17,8 @@ calls answer 429). Behaviour copied from the docs:
 * ``POST im/v1/images`` / ``im/v1/files`` (multipart) -> ``image_key`` / ``file_key``.
 * CardKit: ``POST cardkit/v1/cards`` (card_json), ``PUT .../elements/{id}/content``,
   ``PATCH .../settings``; ``sequence`` must increase per card.
+* ``GET bot/v3/info`` -> ``{"code":0,"msg":"ok","bot":{"activate_status","app_name",
+  "avatar_url","ip_white_list","open_id"}}`` (top-level ``bot``, no ``data``).
 * throttled calls answer HTTP 429, code 99991400, header ``x-ogw-ratelimit-reset``.
 """
 
@@ -160,6 +162,14 @@ class _Api:
         return _post_message(self.state, await request.json(),
                              parent_id=request.path_params["message_id"])
 
+    async def bot_info(self, request: Request) -> JSONResponse:
+        if (denied := _guard(self.state, request)) is not None:
+            return denied
+        return JSONResponse({"code": 0, "msg": "ok", "bot": {
+            "activate_status": 2, "app_name": self.state.app_name,
+            "avatar_url": "https://example.invalid/a.png", "ip_white_list": [],
+            "open_id": self.state.bot_open_id}})
+
     async def upload(self, request: Request) -> JSONResponse:
         if (denied := _guard(self.state, request)) is not None:
             return denied
@@ -225,6 +235,7 @@ def build_routes(state: FakeFeishu) -> list[Route]:
     content = f"{api}/cardkit/v1/cards/{{card_id}}/elements/{{element_id}}/content"
     return [
         Route(f"{api}/auth/v3/tenant_access_token/internal", h.token, methods=["POST"]),
+        Route(f"{api}/bot/v3/info", h.bot_info, methods=["GET"]),
         Route(f"{api}/im/v1/messages", h.send, methods=["POST"]),
         Route(f"{api}/im/v1/messages/{{message_id}}/reply", h.reply, methods=["POST"]),
         Route(f"{api}/im/v1/images", h.upload, methods=["POST"]),
