@@ -268,10 +268,17 @@ class DingTalkCardStream:
         return body
 
     async def _ensure_card(self) -> None:
-        if not self._created:
+        """Create and deliver the card once; a re-run of the turn (same idempotency key)
+        finds the card in the delivery ledger and keeps writing into it."""
+        if self._created:
+            return
+        key = self._message.idempotency_key
+        ledger = self._client.ledger
+        if await ledger.stream_handle(key) is None:
             await send_with_retry(lambda: self._client.openapi(
                 "POST", "/v1.0/card/instances/createAndDeliver", self._deliver_body()))
-            self._created = True
+            await ledger.keep_stream_handle(key, {"outTrackId": self.track_id})
+        self._created = True
 
     async def _push(self, text: str, *, final: bool) -> None:
         await self._ensure_card()

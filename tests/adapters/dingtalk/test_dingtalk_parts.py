@@ -87,3 +87,17 @@ async def test_without_idempotency_key_every_run_sends_everything(redis: Redis,
     await adapter.send(reply(webhook=True, key=""))
     await adapter.send(reply(webhook=True, key=""))
     assert len(fake.bodies("/robot/sendBySession")) == 6
+
+
+async def test_rerun_of_a_streamed_card_writes_into_the_same_card(redis: Redis,
+                                                                   keys: KeyBuilder) -> None:
+    fake = FakeDingTalk()
+    adapter = make_adapter(redis, keys, fake, card_template_id="tpl.schema")
+    first = adapter.open_stream(reply(webhook=True))
+    assert first is not None
+    await first.update("半")  # then the worker dies
+    second = adapter.open_stream(reply(webhook=True))  # the turn is re-run
+    assert second is not None
+    await second.finish("完整的回答")
+    assert len(fake.bodies("/v1.0/card/instances/createAndDeliver")) == 1
+    assert {b["outTrackId"] for b in fake.bodies("/v1.0/card/streaming")} == {"turn-1:0"}
