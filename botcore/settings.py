@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,6 +50,7 @@ _APP_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _SECRET_KEY = re.compile(r"secret|key|token|passw|sign|aes|credential|auth",
                          re.IGNORECASE)
 DEFAULT_CONFIG = "botcore.toml"
+_MASK = "**********"
 
 
 class IngressSettings(BaseModel):
@@ -148,6 +150,14 @@ class BotConfig(BaseModel):
             raise ValueError("expected 'module:attribute', e.g. 'examples.support_bot:app'")
         return value
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Channel credentials are plain extra keys (each adapter validates them into its own
+        # SecretStr model), so repr()/str() mask every value whose key looks secret.
+        for name, value in super().__repr_args__():
+            if name in ("web", "mcp") or name in (self.model_extra or {}):
+                value = _masked(name, value)
+            yield name, value
+
     @property
     def options(self) -> dict[str, Any]:
         """The channel-specific keys (everything not defined above)."""
@@ -171,6 +181,17 @@ class BotConfig(BaseModel):
                 expected = f"a known key: one of {sorted(model.model_fields)}"
             raise ConfigError(key, expected,
                               "nothing" if first["type"] == "missing" else None) from None
+
+
+def _masked(key: str | None, value: Any) -> Any:
+    """``value`` with every secret-looking key's value masked, recursively (for repr)."""
+    if isinstance(value, dict):
+        return {k: _masked(str(k), v) for k, v in value.items()}
+    if key is not None and _SECRET_KEY.search(key) and value not in (None, ""):
+        return _MASK
+    if isinstance(value, list):
+        return [_masked(None, item) for item in value]
+    return value
 
 
 class Settings(BaseSettings):
