@@ -5,7 +5,9 @@
   ("the draft is ephemeral ... you must call sendMessage with the complete message").
 * Elsewhere: the first chunk is sent with ``sendMessage``, then edited with
   ``editMessageText`` at most once per ``interval`` seconds; text that outgrows one message
-  continues in a new one. "message is not modified" counts as success.
+  continues in a new one. "message is not modified" counts as success. The message ids and
+  the text they show are kept in the delivery ledger, so a re-run of the turn (same
+  idempotency key) keeps editing them instead of posting the answer a second time.
 
 Previews never wait on a 429: the stream skips updates until ``retry_after`` has passed. The
 final text is sent with retries.

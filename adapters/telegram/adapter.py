@@ -3,9 +3,11 @@
 Inbound, ``handle_webhook`` checks the secret-token header in constant time and parses the
 update without any network I/O; ``listen`` long-polls ``getUpdates`` instead (mode
 ``polling``) and confirms an update's offset only after ``ingest`` stored it. Outbound,
-``send`` renders HTML that always parses, splits long answers, paces sends through shared
-Redis buckets and follows supergroup migrations; ``open_stream`` streams drafts (private
-chats) or throttled edits (groups). See docs/channels/telegram.md.
+``send`` renders HTML that always parses, splits long answers (each part sent once, via
+the delivery ledger), paces sends through limits shared in Redis and follows supergroup
+migrations; ``open_stream`` streams drafts (private chats) or throttled edits (groups) that
+a re-run continues; ``typing_indicator`` keeps "typing…" up while a turn runs. See
+docs/channels/telegram.md.
 """
 
 from __future__ import annotations
