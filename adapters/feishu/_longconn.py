@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from ._parse import HANDLED_EVENT_TYPES
+
 __all__ = ["LarkSocket", "build_event_handler"]
 
 log = logging.getLogger(__name__)
@@ -28,10 +30,14 @@ OnEvent = Callable[[dict[str, Any]], None]
 
 
 def build_event_handler(on_event: OnEvent) -> Any:
-    """An ``EventDispatcherHandler`` that passes message and card-action events to ``on_event``.
+    """An ``EventDispatcherHandler`` that passes every event the parser handles to
+    ``on_event``: messages, chat member / bot added or removed, p2p chat entered
+    (:data:`~adapters.feishu._parse.HANDLED_EVENT_TYPES`) and card actions.
 
-    Events reach lark-oapi's processors as SDK objects; ``JSON.marshal`` turns them back into
-    the event's JSON so that the webhook's parser handles both paths.
+    Without a processor lark-oapi answers a subscribed event "processor not found" (500)
+    and Feishu pushes it again. Events reach the processors as SDK objects;
+    ``JSON.marshal`` turns them back into the event's JSON, so that the webhook's parser
+    handles both paths.
     """
     import lark_oapi as lark
     from lark_oapi.event.callback.model.p2_card_action_trigger import (
@@ -42,17 +48,17 @@ def build_event_handler(on_event: OnEvent) -> Any:
         data = json.loads(lark.JSON.marshal(event))
         return data if isinstance(data, dict) else {}
 
-    def on_message(event: Any) -> None:
+    def on_plain(event: Any) -> None:
         on_event(as_dict(event))
 
     def on_card(event: Any) -> Any:
         on_event(as_dict(event))
         return P2CardActionTriggerResponse({})
 
-    return (lark.EventDispatcherHandler.builder("", "")
-            .register_p2_customized_event("im.message.receive_v1", on_message)
-            .register_p2_card_action_trigger(on_card)
-            .build())
+    builder = lark.EventDispatcherHandler.builder("", "")
+    for event_type in HANDLED_EVENT_TYPES:
+        builder = builder.register_p2_customized_event(event_type, on_plain)
+    return builder.register_p2_card_action_trigger(on_card).build()
 
 
 def bridge(loop: asyncio.AbstractEventLoop,

@@ -119,3 +119,58 @@ async def test_listen_bridges_threads_and_stops_on_cancel(
     assert socket.stopped.is_set()
     assert socket.domain == "https://open.larksuite.com"
     assert stored[0].text == "from socket"
+
+
+def chat_event(event_type: str, event_id: str) -> dict[str, Any]:
+    payload = message_event(event_id=event_id)
+    payload["header"]["event_type"] = event_type
+    payload["event"] = {"chat_id": "oc_group", "operator_id": {"open_id": "ou_admin"},
+                        "name": "客服群", "users": [{"name": "李四", "tenant_key": "tk",
+                                                   "user_id": {"open_id": "ou_lisi"}}]}
+    return payload
+
+
+@pytest.mark.parametrize(("native", "common"), [
+    ("im.chat.member.user.added_v1", "member_joined"),
+    ("im.chat.member.user.deleted_v1", "member_left"),
+    ("im.chat.member.user.withdrawn_v1", "member_left"),
+    ("im.chat.member.bot.added_v1", "bot_added"),
+    ("im.chat.member.bot.deleted_v1", "bot_removed"),
+    ("im.chat.access_event.bot_p2p_chat_entered_v1", "enter_chat"),
+])
+async def test_chat_events_over_the_long_connection(make_adapter: MakeAdapter, native: str,
+                                                    common: str) -> None:
+    adapter = make_adapter(mode="long_connection")
+    stored: list[InboundMessage] = []
+
+    async def ingest(message: InboundMessage) -> bool:
+        stored.append(message)
+        return True
+
+    ack = await deliver_frame(adapter, chat_event(native, f"ev-{common}"), ingest)
+    assert ack["code"] == 200  # not "processor not found"
+    (msg,) = stored
+    assert (msg.kind, msg.event_type, msg.event_id) == ("event", common, f"ev-{common}")
+    assert msg.event_data["native"] == native
+    assert msg.event_data["users"] == [{"open_id": "ou_lisi", "name": "李四"}]
+    assert msg.sender.id == "ou_admin"
+
+
+async def test_card_action_over_the_long_connection(make_adapter: MakeAdapter) -> None:
+    adapter = make_adapter(mode="long_connection")
+    stored: list[InboundMessage] = []
+
+    async def ingest(message: InboundMessage) -> bool:
+        stored.append(message)
+        return True
+
+    payload = {"schema": "2.0",
+               "header": {"event_id": "ev-card", "token": "", "create_time": "1",
+                          "event_type": "card.action.trigger"},
+               "event": {"operator": {"open_id": "ou_user"},
+                         "action": {"value": {"action": "yes"}, "tag": "button"},
+                         "context": {"open_message_id": "om_5", "open_chat_id": "oc_5"}}}
+    ack = await deliver_frame(adapter, payload, ingest)
+    assert ack["code"] == 200
+    assert [(m.event_type, m.event_data["value"]) for m in stored] == [
+        ("card_action", {"action": "yes"})]
