@@ -9,7 +9,10 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from wecom_testkit import (
     VEC_AES,
+    VEC_BODY,
     VEC_CORP,
+    VEC_ECHOSTR,
+    VEC_POST_QUERY,
     VEC_TOKEN,
     app_options,
     app_xml,
@@ -20,19 +23,6 @@ from adapters.wecom import WeComAdapter, WXBizMsgCrypt
 from botcore.channel import Accepted, Challenge, Rejected, WebhookRequest
 
 Make = Callable[..., WeComAdapter]
-VEC_ECHOSTR = ("P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZX"
-               "vnaqQ==")
-VEC_ENCRYPT = (
-    "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3Qczc"
-    "dCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjv"
-    "d4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnv"
-    "w2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22"
-    "Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2"
-    "uyPIGHBZZIs2pDBS8R07+qN+E7Q==")
-VEC_BODY = (f"<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><Encrypt><![CDATA["
-            f"{VEC_ENCRYPT}]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>").encode()
-VEC_POST_QUERY = {"msg_signature": "477715d11cdb4164915debcba66cb864d751f3e6",
-                  "timestamp": "1409659813", "nonce": "1372623149"}
 CRYPT = WXBizMsgCrypt(VEC_TOKEN, VEC_AES, VEC_CORP)
 TS = "1409659813"
 

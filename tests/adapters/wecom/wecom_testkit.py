@@ -14,6 +14,20 @@ API_BASE = "http://fake-wecom"
 VEC_CORP = "wx5823bf96d3bd56c7"
 VEC_TOKEN = "QDG6eK"
 VEC_AES = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+# Official vectors of platforms.md 5.1 (URL verification) and 5.2 (message push).
+VEC_ECHOSTR = ("P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZX"
+               "vnaqQ==")
+VEC_ENCRYPT = (
+    "RypEvHKD8QQKFhvQ6QleEB4J58tiPdvo+rtK1I9qca6aM/wvqnLSV5zEPeusUiX5L5X/0lWfrf0QADHHhGd3Qczc"
+    "dCUpj911L3vg3W/sYYvuJTs3TUUkSUXxaccAS0qhxchrRYt66wiSpGLYL42aM6A8dTT+6k4aSknmPj48kzJs8qLjv"
+    "d4Xgpue06DOdnLxAUHzM6+kDZ+HMZfJYuR+LtwGc2hgf5gsijff0ekUNXZiqATP7PF5mZxZ3Izoun1s4zG4LUMnv"
+    "w2r+KqCKIw+3IQH03v+BCA9nMELNqbSf6tiWSrXJB3LAVGUcallcrw8V2t9EL4EhzJWrQUax5wLVMNS0+rUPA3k22"
+    "Ncx4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2"
+    "uyPIGHBZZIs2pDBS8R07+qN+E7Q==")
+VEC_BODY = (f"<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><Encrypt><![CDATA["
+            f"{VEC_ENCRYPT}]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>").encode()
+VEC_POST_QUERY = {"msg_signature": "477715d11cdb4164915debcba66cb864d751f3e6",
+                  "timestamp": "1409659813", "nonce": "1372623149"}
 # Our own test keys (43 chars of [A-Za-z0-9]).
 AIBOT_TOKEN = "aibotToken123"
 AIBOT_AES = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
