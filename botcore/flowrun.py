@@ -26,7 +26,14 @@ from botcore.context import TurnContext, TurnStream
 from botcore.errors import FlowError
 from botcore.flowapi import FlowContext, ModelUnavailable, Pause
 from botcore.handoff import HandoffDesk
-from botcore.llm import TokenUsage, make_chat_model, make_fallback_models, make_model_call
+from botcore.llm import (
+    TokenUsage,
+    check_timeouts,
+    make_chat_model,
+    make_fallback_models,
+    make_model_call,
+    model_budget,
+)
 from botcore.mcp import McpTools
 from botcore.message import Citation
 from botcore.prompts import chain_prompts
@@ -129,6 +136,9 @@ class GraphFlowRunner:
         self._retrievers: dict[tuple[str, str, str], Any] = {}
         self.desk = HandoffDesk(runtime.redis, runtime.keys, ttl=runtime.settings.handoff.ttl)
         self.usage = TokenUsage(runtime.redis, runtime.keys)
+        self.task_time_limit = float(runtime.settings.worker.task_time_limit)
+        self.model_budget = model_budget(self.task_time_limit)
+        check_timeouts(runtime.settings.llm, self.model_budget, self.task_time_limit)
         self.mcp = McpTools()
 
     # building --------------------------------------------------------------------------
@@ -220,12 +230,17 @@ class GraphFlowRunner:
         async def write(delta: str) -> None:
             await out.write(delta)
 
-        final = make_model_call(models, tools, write, on_usage=on_usage,
-                                timeout=float(options.get("model_timeout", 120.0)))
+        budget = float(options.get("model_timeout", self.model_budget))
+        if budget >= self.task_time_limit:
+            ctx.log.warning("model_timeout not under worker.task_time_limit; shortened",
+                            model_timeout=budget, task_time_limit=self.task_time_limit)
+            budget = self.model_budget
+        final = make_model_call(models, tools, write, on_usage=on_usage, timeout=budget)
 
         async def silent_aware(req: Any) -> Any:
             if req.metadata.get("silent"):
-                return await make_model_call(models, tools, _ignore, on_usage=on_usage)(req)
+                return await make_model_call(models, tools, _ignore, on_usage=on_usage,
+                                             timeout=budget)(req)
             return await final(req)
 
         return FlowContext(
