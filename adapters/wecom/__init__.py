@@ -3,7 +3,13 @@
 from .adapter import WeComAdapter
 from .api import AiBotReplier, WeComClient, WeComGroupRobot
 from .crypto import WXBizMsgCrypt
-from .errors import WeComApiError, WeComAuthError, WeComError, WeComRateLimited
+from .errors import (
+    WeComApiError,
+    WeComAuthError,
+    WeComDeliveryUnknown,
+    WeComError,
+    WeComRateLimited,
+)
 from .models import WeComConfig
 
 __all__ = [
@@ -14,6 +20,7 @@ __all__ = [
     "WeComAuthError",
     "WeComClient",
     "WeComConfig",
+    "WeComDeliveryUnknown",
     "WeComError",
     "WeComGroupRobot",
     "WeComRateLimited",
