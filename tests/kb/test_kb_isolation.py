@@ -80,3 +80,32 @@ def test_delete_and_upsert_stay_in_scope(
 def test_scope_ids_are_validated(tenant: str, bot: str) -> None:
     with pytest.raises(StoreError):
         Scope(tenant, bot)
+
+
+def test_flow_runner_keeps_one_retriever_per_tenant(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """One bot serving two tenants (the tenant set per turn) must never reuse the first
+    tenant's retriever for the second."""
+    from types import SimpleNamespace
+
+    import httpx
+
+    from botcore.flowrun import GraphFlowRunner
+    from botcore.keys import KeyBuilder
+    from botcore.redis_client import connect
+    from botcore.runtime import Runtime
+    from botcore.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BOTCORE_CONFIG", raising=False)
+    settings = load_settings(data_dir=str(tmp_path), bots={})
+    runtime = Runtime(settings=settings, keys=KeyBuilder(prefix="t"),
+                      redis=connect("redis://127.0.0.1:1/0"), http=httpx.AsyncClient())
+    runner = GraphFlowRunner(runtime)
+    ctx = SimpleNamespace(bot=SimpleNamespace(id="support"))
+    acme = runner.retriever_for(ctx, {"kb": "faq", "tenant": "acme"})  # type: ignore[arg-type]
+    globex = runner.retriever_for(ctx, {"kb": "faq", "tenant": "globex"})  # type: ignore[arg-type]
+    again = runner.retriever_for(ctx, {"kb": "faq", "tenant": "acme"})  # type: ignore[arg-type]
+    assert acme.scope == Scope(tenant="acme", bot="support")
+    assert globex.scope == Scope(tenant="globex", bot="support")
+    assert again is acme
