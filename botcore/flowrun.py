@@ -25,7 +25,7 @@ from langgraph.types import Command
 from botcore.context import TurnContext, TurnStream
 from botcore.errors import FlowError
 from botcore.flowapi import FlowContext, ModelUnavailable, Pause
-from botcore.handoff import HandoffDesk
+from botcore.handoff import SURVEY_TEXT, HandoffDesk
 from botcore.llm import (
     TokenUsage,
     check_timeouts,
@@ -296,11 +296,16 @@ class GraphFlowRunner:
         if pause is None:
             answer = str(result.get("answer") or "")
             await self._forget(graph, conv)
+            if paused is not None and result.get("satisfaction"):
+                await self.desk.rate(ctx.message, int(result["satisfaction"]))
         else:
             answer = pause["text"]
             out.citations = ()
             if pause["kind"] == "handoff":
-                await self.desk.open(ctx.message, reason=str(result.get("intent", "")))
+                survey = (str(options.get("satisfaction_text", SURVEY_TEXT))
+                          if options.get("satisfaction", True) else "")
+                await self.desk.open(ctx.message, reason=str(result.get("intent", "")),
+                                     survey=survey)
         await out.finish(answer)
         return answer
 

@@ -4,7 +4,9 @@ The customer-service flow pauses (a LangGraph interrupt, checkpointed in Redis) 
 runner opens a handoff here. While it is open, the user's messages are stored for the agent
 and the bot does not answer. The agent reads and answers through :func:`handoff_router`
 (``/handoff/{bot_id}/...``, bearer key); agent replies go out through the bot's own channel.
-When the agent releases the conversation, the next user message resumes the flow.
+When the agent releases the conversation, the release sends the satisfaction question once
+(when the flow opened the handoff with one), and the next user message resumes the flow; a
+1-5 reply is stored with :meth:`HandoffDesk.rate` under ``KeyBuilder.feedback``.
 
 Redis: ``handoff:{conv}`` hash (status, bot, last inbound message), ``handoff:{conv}:log``
 list (the transcript for the agent), ``handoff:open:{bot}`` set of open conversations.
@@ -26,7 +28,13 @@ if TYPE_CHECKING:
     from botcore.runtime import Runtime
 # no ``from __future__ import annotations``: FastAPI reads the route signatures at runtime
 
-__all__ = ["HandoffDesk", "handoff_key", "handoff_router"]
+__all__ = ["RATING_TTL", "SURVEY_TEXT", "HandoffDesk", "handoff_key", "handoff_router"]
+
+#: The satisfaction question sent when an agent releases a conversation.
+SURVEY_TEXT = ("本次人工服务已结束。请为客服的服务打分：回复 1-5（5 为非常满意）。/ The agent has "
+               "finished. How satisfied are you? Reply with a number from 1 to 5 (5 = very).")
+#: Seconds a satisfaction rating is kept (90 days, like the web widget's ratings).
+RATING_TTL = 90 * 86_400
 
 
 def handoff_key(keys: KeyBuilder, *parts: str) -> str:
@@ -54,13 +62,19 @@ class HandoffDesk:
         self.keys = keys
         self.ttl = ttl
 
-    async def open(self, message: InboundMessage, reason: str = "") -> None:
-        """Pause the conversation for an agent (idempotent) and log the user's message."""
+    async def open(self, message: InboundMessage, reason: str = "", *,
+                   survey: str = "") -> None:
+        """Pause the conversation for an agent (idempotent) and log the user's message.
+
+        ``survey``: the satisfaction question sent when the agent releases the conversation
+        (empty: none).
+        """
         conv = message.conversation.id
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(handoff_key(self.keys, conv), mapping={
                 "status": "open", "bot_id": message.bot_id, "since": str(time.time()),
-                "reason": reason, "message": message.model_dump_json(exclude={"raw"})})
+                "reason": reason, "survey": survey,
+                "message": message.model_dump_json(exclude={"raw"})})
             pipe.expire(handoff_key(self.keys, conv), self.ttl)
             pipe.sadd(handoff_key(self.keys, "open", message.bot_id), conv)
             await pipe.execute()
@@ -87,6 +101,30 @@ class HandoffDesk:
         await self.redis.hset(key, "status", "released")
         await self.redis.srem(handoff_key(self.keys, "open", bot_id), conversation_id)
         return True
+
+    async def survey_message(self, conversation_id: str) -> OutboundMessage | None:
+        """The satisfaction question for a released handoff, once (None: no question, or
+        already asked)."""
+        key = handoff_key(self.keys, conversation_id)
+        question = await self.redis.hget(key, "survey")
+        last = await self.last_message(conversation_id)
+        if (not question or last is None or await self.status(conversation_id) != "released"
+                or not await self.redis.hsetnx(key, "survey_asked", "1")):
+            return None
+        return OutboundMessage(
+            conversation=last.conversation, text=_s(question), reply_to=last.message_id,
+            context=last.platform,
+            idempotency_key=OutboundMessage.make_key(f"handoff-survey:{last.dedupe_key}", 0))
+
+    async def rate(self, message: InboundMessage, rating: int) -> str:
+        """Store the user's 1-5 rating of the human agent's help (``KeyBuilder.feedback``,
+        kept :data:`RATING_TTL` seconds); returns the key."""
+        key = self.keys.feedback(message.bot_id, message.conversation.id,
+                                 f"handoff:{message.message_id}")
+        await self.redis.set(key, json.dumps({
+            "kind": "handoff", "rating": rating, "conversation_id": message.conversation.id,
+            "user_id": message.sender.id, "ts": time.time()}), ex=RATING_TTL)
+        return key
 
     async def close(self, conversation_id: str) -> None:
         """Forget a released handoff once the flow has resumed."""
@@ -133,7 +171,8 @@ def handoff_router(api_key: str | None) -> "APIRouter":
     * ``GET /handoff/{bot_id}`` — open conversations;
     * ``GET /handoff/{bot_id}/{conversation}`` — status and transcript;
     * ``POST /handoff/{bot_id}/{conversation}/reply`` ``{"text": ...}`` — answer the user;
-    * ``POST /handoff/{bot_id}/{conversation}/release`` — give the conversation back.
+    * ``POST /handoff/{bot_id}/{conversation}/release`` — give the conversation back (and
+      send the satisfaction question, if any, on the user's channel).
 
     Every request needs ``Authorization: Bearer <api_key>``. The web app's
     ``app.state.runtime`` supplies Redis, keys and the channel adapters.
@@ -171,8 +210,14 @@ def handoff_router(api_key: str | None) -> "APIRouter":
         return {"sent": True, "message_id": sent.message_id}
 
     @router.post("/{bot_id}/{conversation}/release")
-    async def release(bot_id: str, conversation: str,
+    async def release(bot_id: str, conversation: str, request: Request,
                       desk: Desk) -> dict[str, Any]:
-        return {"released": await desk.release(conversation)}
+        released = await desk.release(conversation)
+        out = await desk.survey_message(conversation) if released else None
+        if out is None or out.conversation.bot_id != bot_id:
+            return {"released": released, "survey_sent": False}
+        runtime: Runtime = request.app.state.runtime
+        await runtime.adapter_for(bot_id, out.conversation.channel).send(out)
+        return {"released": True, "survey_sent": True}
 
     return router

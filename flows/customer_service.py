@@ -2,12 +2,13 @@
 
 A handoff pauses the graph (checkpointed in Redis); the runner opens it on the
 :class:`~botcore.handoff.HandoffDesk`, relays the user's messages to the agent and keeps the
-bot quiet until the agent releases the conversation. The message after the release resumes
-the graph: a 1-5 rating is taken as the satisfaction answer (option ``satisfaction``,
-default on), anything else is classified and answered as usual.
+bot quiet until the agent releases the conversation; the release sends the satisfaction
+question (option ``satisfaction``, default on; ``satisfaction_text``). The message after the
+release resumes the graph: a 1-5 rating is the answer (the runner stores it in Redis),
+anything else is classified and answered as usual.
 
 Options: those of ``rag`` and ``agent``, plus ``handoff_words``, ``handoff_exclude``,
-``handoff_text``, ``smalltalk_system``, ``satisfaction``.
+``handoff_text``, ``smalltalk_system``, ``satisfaction``, ``satisfaction_text``.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ async def test_agent_routes_answer_through_the_channel(harness: Any) -> None:
         shown = (await client.get("/handoff/bot/web:bot:c1", headers=auth)).json()
         assert [e["role"] for e in shown["transcript"]] == ["user", "agent"]
         assert (await client.post("/handoff/bot/web:bot:c1/release", headers=auth)
-                ).json() == {"released": True}
+                ).json() == {"released": True, "survey_sent": True}
         again = await client.post("/handoff/bot/web:bot:c1/reply", json={"text": "x"},
                                   headers=auth)
         assert again.status_code == 409
