@@ -141,6 +141,8 @@ async def _feedback(request: Request, bot_id: str) -> Response:
     try:
         data = json.loads(body)
         feedback = _Feedback.model_validate(data)
+    except RecursionError:
+        return _error(400, "body is nested too deeply")
     except (ValueError, UnicodeDecodeError) as exc:
         if isinstance(exc, ValidationError):
             first = exc.errors(include_input=False, include_url=False)[0]

@@ -184,6 +184,7 @@ def test_frame_csp_and_origin_checks(botcore: tuple[BotStack, str], host: str) -
 
 @pytest.mark.parametrize(("body", "status", "field"), [
     (b"{", 400, None),
+    (b"[" * 5000, 400, None),   # deeper than json's recursion limit: not a 500
     (b'{"conversation_id": "c1", "message_id": "m1", "rating": "meh"}', 400, "rating"),
     (b'{"conversation_id": "c 1", "message_id": "m1", "rating": "up"}', 400,
      "conversation_id"),
