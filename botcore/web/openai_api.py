@@ -6,21 +6,37 @@ with base URL ``http://HOST:8000/v1``, the bot id as the model name and one of t
 :class:`~botcore.message.InboundMessage` on the ``web`` channel, is ingested (dedupe → inbox →
 schedule), answered by a worker, and read back from the conversation's reply stream.
 
-Conversations:
+Conversations (every conversation id is scoped by the API key):
 
-* with an id (``X-Botcore-Conversation`` header, else the ``user`` field), botcore keeps the
-  history in its own session: only the **last** user message of ``messages`` is the new turn,
-  the client's copy of the history is ignored. The id is scoped by the API key.
-* without one, each request is a fresh conversation whose session is first seeded with the
-  client's earlier ``user``/``assistant`` messages, so stateless clients keep their memory.
+* named: the ``X-Botcore-Conversation`` header, else the ``user`` field;
+* else derived from the client's history: a hash of the ``system`` prompt and the **first**
+  user message, so a stateless client (ChatBox) that resends its whole history stays in one
+  conversation, and confirmations and handoffs work. Two chats that open with the same words
+  under one key share a conversation: such clients should send ``user``.
 
-``system`` messages are ignored: the bot's own prompt plugins decide its persona.
+botcore keeps the history in its own session: only the **last** user message of
+``messages`` is the new turn. When that session is empty (a new or expired conversation),
+it is first seeded with the client's earlier ``user``/``assistant`` messages.
+
+``system`` messages only name the conversation: the bot's own prompt plugins decide its
+persona.
+
+A turn ends when the worker is done with the message (see :mod:`botcore.web.openai_turn`).
+The answer is all the turn's replies. A turn without a reply (a message relayed to a human
+agent, a handler that answers nothing) is a 200 with empty content; no answer within the
+timeout is a 200 with an explanatory content: neither is retried by clients (the OpenAI SDKs
+and ChatBox retry 5xx, and each retry would be a new message). The non-standard
+``botcore_status`` field (``answered``, ``no_reply``, ``handoff``, ``timeout``) and the
+``X-Botcore-Status`` header of non-streaming answers tell them apart.
 
 An answer with sources (a RAG answer) carries them in a non-standard ``citations`` field:
 on ``choices[0].message`` of a completion, on the ``delta`` of the last (``finish_reason``)
 chunk of a stream. Each is a :class:`~botcore.message.Citation` object (``title``,
 ``source``, optional ``url``, ``page``, ``heading``). Clients that do not know the field
 ignore it.
+
+Browsers may call ``/v1`` from the origins in the bot's ``allowed_origins`` (CORS, with
+preflight); requests carrying another ``Origin`` are refused with 403.
 """
 
 from __future__ import annotations
@@ -28,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -38,9 +55,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from botcore.errors import ConfigError, IngressError
-from botcore.message import ConversationKey, InboundMessage, OutboundMessage, Sender
+from botcore.handoff import HandoffDesk
+from botcore.message import ConversationKey, InboundMessage, Sender
 from botcore.sessions import HistoryEntry, estimate_tokens
 from botcore.sessions.redis import RedisSessionStore
+from botcore.web.openai_turn import ClientText, Turn, TurnTimeout
+from botcore.web.widget import origin_allowed
+from botcore.webchat import WebChatAdapter
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -49,15 +70,15 @@ if TYPE_CHECKING:
 
 __all__ = ["CONVERSATION_HEADER", "MAX_REQUEST_BYTES", "build_openai_router"]
 
-#: The header naming the conversation (else the ``user`` field; else a fresh one).
+#: The header naming the conversation (else the ``user`` field; else derived).
 CONVERSATION_HEADER = "X-Botcore-Conversation"
 #: Request bodies above this size are answered 413.
 MAX_REQUEST_BYTES = 1024 * 1024
-#: A reply may come in several streams (``ctx.stream()`` twice): their ids are checked.
-_MAX_STREAMS = 8
-#: XREAD blocks at most this long between deadline checks, ms.
-_BLOCK_MS = 1000
-_XReadReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
+#: The content of an answer that did not come in time (a 200: clients retry 5xx).
+TIMEOUT_TEXT = ("(No answer within {timeout:g} s: the bot is busy. Your message was received "
+                "and will be answered in this conversation; ask again in a moment.)")
+_HEADER_LIST = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$")
+_Status = Literal["answered", "no_reply", "handoff", "timeout"]
 
 
 class _ContentPart(BaseModel):
@@ -133,6 +154,8 @@ async def _read_json(request: Request) -> dict[str, Any]:
                            code="request_too_large")
     try:
         data = json.loads(body)
+    except RecursionError:
+        raise ApiError(400, "the body is nested too deeply", param="body") from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "the body is not valid JSON", param="body") from None
     if not isinstance(data, dict):
@@ -143,6 +166,8 @@ async def _read_json(request: Request) -> dict[str, Any]:
 def _parse(data: dict[str, Any]) -> _ChatRequest:
     try:
         return _ChatRequest.model_validate(data)
+    except RecursionError:
+        raise ApiError(400, "the body is nested too deeply", param="body") from None
     except ValidationError as exc:
         first = exc.errors(include_input=False, include_url=False)[0]
         param = _param(tuple(first["loc"]))
@@ -172,13 +197,18 @@ def _bots_for_key(runtime: Runtime, key: str) -> list[str]:
     return granted
 
 
-def _conversation(request: Request, body: _ChatRequest, key: str) -> str | None:
-    """The chat id for a client-named conversation (scoped by key), or None."""
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
+
+
+def _conversation(request: Request, body: _ChatRequest, key: str) -> tuple[str, bool]:
+    """The chat id (scoped by key) and whether the client named it."""
     named = request.headers.get(CONVERSATION_HEADER.lower()) or body.user
-    if not named:
-        return None
-    digest = hashlib.sha256(f"{key}\x00{named}".encode()).hexdigest()
-    return f"api-{digest[:40]}"
+    if named:
+        return f"api-{_digest(key, named)}", True
+    system = "\n".join(m.text for m in body.messages if m.role in ("system", "developer"))
+    first = next(m.text for m in body.messages if m.role == "user")
+    return f"apih-{_digest(key, 'history', system, first)}", False
 
 
 def _last_user_text(body: _ChatRequest) -> tuple[int, str]:
@@ -194,14 +224,15 @@ def _last_user_text(body: _ChatRequest) -> tuple[int, str]:
 
 async def _seed(runtime: Runtime, conversation: ConversationKey, body: _ChatRequest,
                 upto: int) -> None:
-    """Write the client's earlier turns into a fresh conversation's session."""
+    """Write the client's earlier turns into the session when it holds none."""
     entries = [HistoryEntry(role=m.role, content=m.text) for m in body.messages[:upto]
                if m.role in ("user", "assistant") and m.text]
     if entries:
         sessions = runtime.settings.sessions
         store = RedisSessionStore(runtime.redis, runtime.keys, ttl=sessions.ttl,
                                   max_turns=sessions.max_turns, max_tokens=sessions.max_tokens)
-        await store.append(conversation, *entries)
+        if not await store.history(conversation):
+            await store.append(conversation, *entries)
 
 
 async def _last_entry_id(redis: Redis, key: str) -> str:
@@ -209,66 +240,12 @@ async def _last_entry_id(redis: Redis, key: str) -> str:
     return newest[0][0].decode() if newest else "0-0"
 
 
-class _Turn:
-    """One request's message, and how to recognise its answer on the reply stream."""
-
-    def __init__(self, message: InboundMessage, outbox: str, start: str) -> None:
-        self.message = message
-        self.outbox = outbox
-        self.start = start
-        self.stream_ids = {OutboundMessage.make_key(message.dedupe_key, index)
-                           for index in range(_MAX_STREAMS + 1)}
-        #: the answer's sources (set when its final message arrives)
-        self.citations: list[Any] = []
-
-    async def events(self, redis: Redis, timeout: float) -> AsyncIterator[tuple[str, str]]:
-        """Yield ``("delta", text so far)`` items, then one ``("message", text)``.
-
-        Raises:
-            ApiError: 504 when no answer arrived within ``timeout`` seconds.
-        """
-        deadline = time.monotonic() + timeout
-        last = self.start
-        while (left := deadline - time.monotonic()) > 0:
-            block = max(1, min(_BLOCK_MS, int(left * 1000)))
-            reply = cast(_XReadReply, await redis.xread({self.outbox: last}, count=100,
-                                                        block=block))
-            for _key, entries in reply or []:
-                for raw_id, raw in entries:
-                    last = raw_id.decode()
-                    fields = {k.decode(): v.decode() for k, v in raw.items()}
-                    kind = fields.get("type")
-                    if kind == "message" and fields.get("reply_to") == self.message.message_id:
-                        self.citations = _citations(fields.get("citations"))
-                        yield "message", fields.get("text", "")
-                        return
-                    if kind == "delta" and fields.get("stream_id") in self.stream_ids:
-                        yield "delta", fields.get("text", "")
-        raise ApiError(504, f"no answer within {timeout:g} s; the bot's workers may be busy "
-                       "or down", type_="timeout_error", code="timeout")
-
-
-def _citations(raw: str | None) -> list[Any]:
-    """The ``citations`` field of a message event, parsed (``[]`` when absent or bad)."""
-    try:
-        found = json.loads(raw) if raw else []
-    except ValueError:
-        return []
-    return found if isinstance(found, list) else []
-
-
-async def _start_turn(request: Request, body: _ChatRequest, key: str) -> _Turn:
+async def _start_turn(request: Request, body: _ChatRequest, key: str) -> Turn:
     runtime: Runtime = request.app.state.runtime
     index, text = _last_user_text(body)
-    named = _conversation(request, body, key)
-    chat_id = named or f"api-{uuid.uuid4().hex}"
+    chat_id, named = _conversation(request, body, key)
     conversation = ConversationKey(channel="web", bot_id=body.model, chat_id=chat_id)
-    try:
-        runtime.adapter_for(body.model, "web")
-    except ConfigError:
-        raise ApiError(404, f"the model '{body.model}' has no web front", param="model",
-                       code="model_not_found") from None
-    if named is None:
+    if not named:
         await _seed(runtime, conversation, body, index)
     event_id = uuid.uuid4().hex
     message = InboundMessage(
@@ -278,13 +255,24 @@ async def _start_turn(request: Request, body: _ChatRequest, key: str) -> _Turn:
         platform={"conversation_id": chat_id, "source": "openai"},
     )
     outbox = runtime.keys.web_outbox(conversation.id)
-    turn = _Turn(message, outbox, await _last_entry_id(runtime.redis, outbox))
+    turn = Turn(message, outbox, runtime.keys.inbox(conversation.id),
+                await _last_entry_id(runtime.redis, outbox))
     try:
         await request.app.state.ingress.ingest(message)
     except IngressError:
         raise ApiError(503, "temporarily unable to store the message; retry",
                        type_="server_error", code="unavailable") from None
     return turn
+
+
+async def _status(request: Request, turn: Turn, text: ClientText) -> _Status:
+    """How the turn ended (when it did): answered, no reply, or relayed to an agent."""
+    if text.replies:
+        return "answered"
+    runtime: Runtime = request.app.state.runtime
+    desk = HandoffDesk(runtime.redis, runtime.keys, ttl=runtime.settings.handoff.ttl)
+    opened = await desk.status(turn.message.conversation.id) == "open"
+    return "handoff" if opened else "no_reply"
 
 
 def _usage(body: _ChatRequest, answer: str) -> dict[str, int]:
@@ -294,65 +282,120 @@ def _usage(body: _ChatRequest, answer: str) -> dict[str, int]:
             "total_tokens": prompt + completion}
 
 
-async def _complete(request: Request, body: _ChatRequest, turn: _Turn,
-                    timeout: float) -> JSONResponse:
+async def _complete(request: Request, body: _ChatRequest, turn: Turn, timeout: float,
+                    cors: dict[str, str]) -> JSONResponse:
     redis: Redis = request.app.state.runtime.redis
-    answer = ""
-    async for kind, text in turn.events(redis, timeout):
-        if kind == "message":
-            answer = text
+    text = ClientText()
+    try:
+        async for event in turn.events(redis, timeout):
+            text.feed(event)
+        status = await _status(request, turn, text)
+        answer = text.answer
+    except TurnTimeout:
+        status, answer = "timeout", TIMEOUT_TEXT.format(timeout=timeout)
     message: dict[str, Any] = {"role": "assistant", "content": answer, "refusal": None}
-    if turn.citations:
-        message["citations"] = turn.citations
+    if text.citations:
+        message["citations"] = text.citations
     return JSONResponse({
         "id": f"chatcmpl-{turn.message.event_id}", "object": "chat.completion",
         "created": int(time.time()), "model": body.model, "system_fingerprint": None,
         "choices": [{"index": 0, "message": message,
                      "logprobs": None, "finish_reason": "stop"}],
-        "usage": _usage(body, answer),
-    })
+        "usage": _usage(body, answer), "botcore_status": status,
+    }, headers={"X-Botcore-Status": status, **cors})
 
 
-def _chunk(turn: _Turn, body: _ChatRequest, delta: dict[str, Any],
-           finish: str | None = None) -> bytes:
+def _chunk(turn: Turn, body: _ChatRequest, delta: dict[str, Any],
+           finish: str | None = None, **extra: Any) -> bytes:
     payload = {
         "id": f"chatcmpl-{turn.message.event_id}", "object": "chat.completion.chunk",
         "created": int(turn.message.timestamp), "model": body.model,
         "system_fingerprint": None,
         "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        **extra,
     }
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
 
 
-async def _stream(request: Request, body: _ChatRequest, turn: _Turn,
+async def _stream(request: Request, body: _ChatRequest, turn: Turn,
                   timeout: float) -> AsyncIterator[bytes]:
     redis: Redis = request.app.state.runtime.redis
     yield _chunk(turn, body, {"role": "assistant", "content": ""})
-    sent = ""
+    text = ClientText()
     try:
-        async for _kind, text in turn.events(redis, timeout):
-            # Deltas carry the whole text so far; a rewrite that is not an extension cannot
-            # be taken back from the client, so it waits for the final text.
-            if text.startswith(sent) and len(text) > len(sent):
-                yield _chunk(turn, body, {"content": text[len(sent):]})
-                sent = text
-    except ApiError as exc:  # the status line is gone: report it the way OpenAI does
-        yield f"data: {json.dumps(exc.body)}\n\n".encode()
-        return
-    yield _chunk(turn, body, {"citations": turn.citations} if turn.citations else {}, "stop")
+        async for event in turn.events(redis, timeout):
+            if content := text.feed(event):
+                yield _chunk(turn, body, {"content": content})
+        status: _Status = await _status(request, turn, text)
+        answer = text.answer
+    except TurnTimeout:
+        status, answer = "timeout", TIMEOUT_TEXT.format(timeout=timeout)
+        yield _chunk(turn, body, {"content": ("\n\n" if text.replies else "") + answer})
+    last = {"citations": text.citations} if text.citations else {}
+    yield _chunk(turn, body, last, "stop", botcore_status=status)
     if body.stream_options is not None and body.stream_options.include_usage:
         usage = {"id": f"chatcmpl-{turn.message.event_id}", "object": "chat.completion.chunk",
                  "created": int(turn.message.timestamp), "model": body.model,
-                 "choices": [], "usage": _usage(body, sent)}
+                 "choices": [], "usage": _usage(body, answer)}
         yield f"data: {json.dumps(usage, ensure_ascii=False)}\n\n".encode()
     yield b"data: [DONE]\n\n"
 
 
+def _api_bots(runtime: Runtime) -> list[str]:
+    """Bots reachable through ``/v1``: with API keys and a web front."""
+    return [bot_id for bot_id, bot in runtime.settings.bots.items()
+            if bot.api_keys and _origins(runtime, [bot_id]) is not None]
+
+
+def _origins(runtime: Runtime, bots: list[str]) -> list[str] | None:
+    """The ``allowed_origins`` of ``bots`` together (None: none of them has a web front)."""
+    found: list[str] | None = None
+    for bot_id in bots:
+        try:
+            adapter = runtime.adapter_for(bot_id, "web")
+        except ConfigError:
+            continue
+        if isinstance(adapter, WebChatAdapter):
+            found = [*(found or []), *adapter.config.allowed_origins]
+    return found
+
+
+def _cors(request: Request, bots: list[str]) -> dict[str, str]:
+    """CORS headers for a browser at an allowed origin of ``bots``.
+
+    Raises:
+        ApiError: 403 when the request has an ``Origin`` none of ``bots`` allows.
+    """
+    origin = request.headers.get("origin")
+    if not origin:
+        return {}
+    if not origin_allowed(request.headers, _origins(request.app.state.runtime, bots) or []):
+        raise ApiError(403, f"origin {origin!r} is not allowed: add it to the bot's "
+                       "allowed_origins", type_="permission_error", code="origin_not_allowed")
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+            "Access-Control-Expose-Headers": "X-Botcore-Status"}
+
+
+def _preflight(request: Request) -> Response:
+    """Answer a CORS preflight: allowed when some bot of ``/v1`` allows the origin."""
+    try:
+        headers = _cors(request, _api_bots(request.app.state.runtime))
+    except ApiError as exc:
+        return exc.response()
+    asked = request.headers.get("access-control-request-headers", "").strip()
+    allowed = asked if _HEADER_LIST.match(asked) else (
+        f"Authorization, Content-Type, {CONVERSATION_HEADER}")
+    headers |= {"Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": allowed, "Access-Control-Max-Age": "600"}
+    return Response(status_code=204, headers=headers)
+
+
 def build_openai_router(*, timeout: float = 120.0) -> APIRouter:
-    """The OpenAI-compatible routes: ``POST /v1/chat/completions``, ``GET /v1/models``.
+    """The OpenAI-compatible routes: ``POST /v1/chat/completions``, ``GET /v1/models``
+    (and their CORS preflights).
 
     Args:
-        timeout: seconds to wait for the bot's answer before a 504.
+        timeout: seconds to wait for the bot's answer.
 
     Returns:
         A ``fastapi.APIRouter``; it reads ``app.state.runtime`` and ``app.state.ingress``.
@@ -365,32 +408,49 @@ def build_openai_router(*, timeout: float = 120.0) -> APIRouter:
     @router.post("/chat/completions", response_model=None)
     async def chat_completions(request: Request) -> Response:
         """Answer the last user message of ``messages`` through the bot named by ``model``."""
+        runtime: Runtime = request.app.state.runtime
+        cors: dict[str, str] = {}
         try:
+            cors = _cors(request, _api_bots(runtime))
             key = _bearer(request)
-            granted = _bots_for_key(request.app.state.runtime, key)
+            granted = _bots_for_key(runtime, key)
             body = _parse(await _read_json(request))
             if body.model not in granted:
                 raise ApiError(404, f"the model '{body.model}' does not exist or you do not "
                                "have access to it", param="model", code="model_not_found")
+            if _origins(runtime, [body.model]) is None:
+                raise ApiError(404, f"the model '{body.model}' has no web front",
+                               param="model", code="model_not_found")
+            cors = _cors(request, [body.model])
             turn = await _start_turn(request, body, key)
             if not body.stream:
-                return await _complete(request, body, turn, timeout)
+                return await _complete(request, body, turn, timeout, cors)
         except ApiError as exc:
-            return exc.response()
+            response = exc.response()
+            response.headers.update(cors)
+            return response
         return StreamingResponse(_stream(request, body, turn, timeout),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
-                                          "X-Accel-Buffering": "no"})
+                                          "X-Accel-Buffering": "no", **cors})
 
     @router.get("/models", response_model=None)
     async def models(request: Request) -> Response:
         """The bots this key may use, as models (``id`` = bot id)."""
+        cors: dict[str, str] = {}
         try:
+            cors = _cors(request, _api_bots(request.app.state.runtime))
             granted = _bots_for_key(request.app.state.runtime, _bearer(request))
+            cors = _cors(request, granted)
         except ApiError as exc:
-            return exc.response()
+            response = exc.response()
+            response.headers.update(cors)
+            return response
         data = [{"id": bot_id, "object": "model", "created": 0, "owned_by": "botcore"}
                 for bot_id in granted]
-        return JSONResponse({"object": "list", "data": data})
+        return JSONResponse({"object": "list", "data": data}, headers=cors)
 
+    router.add_api_route("/chat/completions", _preflight, methods=["OPTIONS"],
+                         include_in_schema=False)
+    router.add_api_route("/models", _preflight, methods=["OPTIONS"], include_in_schema=False)
     return router

@@ -201,15 +201,21 @@ def test_oversized_request_is_413(base_url: str) -> None:
     assert _error(response)["code"] == "request_too_large"
 
 
-def test_no_answer_in_time_is_504_in_the_openai_format(server: tuple[BotStack, str]) -> None:
+def test_no_answer_in_time_is_a_200_clients_do_not_retry(server: tuple[BotStack, str]
+                                                          ) -> None:
     with serve(botcore_app(server[0], timeout=1.0)) as impatient:
         body = {"model": "echo", "messages": [{"role": "user", "content": "slow 2500"}]}
         response = httpx.post(f"{impatient}/v1/chat/completions", json=body, timeout=10,
                               headers={"Authorization": "Bearer sk-echo-key"})
-        assert response.status_code == 504
-        assert _error(response)["code"] == "timeout"
+        # a 5xx would be retried by the SDKs and ChatBox, each retry a new message
+        assert response.status_code == 200
+        assert response.headers["x-botcore-status"] == "timeout"
+        assert response.json()["botcore_status"] == "timeout"
+        assert "No answer within 1 s" in response.json()["choices"][0]["message"]["content"]
         sdk = openai.OpenAI(base_url=f"{impatient}/v1", api_key="sk-echo-key", max_retries=0)
-        with pytest.raises(openai.APIError, match="no answer within 1 s"):
-            list(sdk.chat.completions.create(
-                model="echo", stream=True,
-                messages=[{"role": "user", "content": "slow 2500"}]))
+        chunks = list(sdk.chat.completions.create(
+            model="echo", stream=True,
+            messages=[{"role": "user", "content": "slow 2500 again"}]))
+        content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert "No answer within 1 s" in content
+        assert chunks[-1].model_extra["botcore_status"] == "timeout"
