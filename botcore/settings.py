@@ -83,6 +83,11 @@ class WorkerSettings(BaseModel):
     queue: str = "botcore"
     task_time_limit: int = Field(120, ge=5, description="seconds one turn may take before "
                                  "it counts as failed (retried, then dead-lettered)")
+    shutdown_grace: float = Field(60.0, ge=0, description="seconds a stopping worker "
+                                  "(SIGTERM, e.g. a rolling deploy) gives its running turns to "
+                                  "finish; keep the orchestrator's kill timeout above it "
+                                  "(Kubernetes terminationGracePeriodSeconds, compose "
+                                  "stop_grace_period)")
 
 
 class SessionSettings(BaseModel):

@@ -29,9 +29,6 @@ __all__ = ["WorkerState", "celery_settings", "make_celery"]
 
 log = structlog.get_logger("botcore.worker")
 
-#: Seconds a pool process waits for its running drains when it is asked to exit.
-SHUTDOWN_GRACE = 10.0
-
 
 def celery_settings(settings: Settings, redis_url: str) -> dict[str, Any]:
     """The settings reliability.md 1.3 recommends, derived from ours."""
@@ -60,6 +57,8 @@ def celery_settings(settings: Settings, redis_url: str) -> dict[str, Any]:
         "task_default_queue": settings.worker.queue,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        # A cold shutdown (a second SIGTERM, SIGQUIT) still gives tasks this long.
+        "worker_soft_shutdown_timeout": settings.worker.shutdown_grace,
     }
 
 
@@ -166,7 +165,7 @@ def make_celery(settings: Settings, redis_url: str) -> Celery:
         holder.get().pool.submit(conversation_id)
 
     def finish_drains(**_: Any) -> None:  # in each pool process, just before it exits
-        holder.wait_idle(SHUTDOWN_GRACE)
+        holder.wait_idle(settings.worker.shutdown_grace)
 
     signals.worker_process_shutdown.connect(finish_drains, weak=False,
                                             dispatch_uid=f"botcore-drains-{id(holder)}")
