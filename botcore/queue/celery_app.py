@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import structlog
 from celery import Celery, bootsteps, signals
+from redis.asyncio import Redis
 
 from botcore.ingress.drain import Drainer
 from botcore.ingress.inbox import Inbox
@@ -25,9 +26,56 @@ from botcore.queue import DRAIN_TASK
 from botcore.redis_client import connect
 from botcore.settings import Settings
 
-__all__ = ["WorkerState", "celery_settings", "make_celery"]
+__all__ = ["HEARTBEAT_TTL", "WorkerState", "celery_settings", "forget_worker", "live_workers",
+           "make_celery", "record_heartbeat"]
 
 log = structlog.get_logger("botcore.worker")
+
+#: Seconds a worker's heartbeat counts as live (the sweeper beats every sweep_interval).
+HEARTBEAT_TTL = 10.0
+
+# Both scripts read the time from Redis, so clock skew between pods does not matter.
+_BEAT = """
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+return 1
+"""
+_COUNT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+return redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[1]), '+inf')
+"""
+
+
+def _workers_key(keys: KeyBuilder) -> str:
+    """The sorted set of live workers (member: worker id, score: last beat, Redis time).
+
+    Not in KeyBuilder yet: it does not match ``worker_pattern()``, so counting live
+    workers needs one ZCOUNT instead of a keyspace SCAN.
+    """
+    return f"{keys.prefix}:workers"
+
+
+async def record_heartbeat(redis: Redis, keys: KeyBuilder, worker_id: str) -> None:
+    """Mark ``worker_id`` live now, and forget workers silent for over HEARTBEAT_TTL."""
+    await redis.eval(_BEAT, 1, _workers_key(keys), worker_id, str(HEARTBEAT_TTL))
+    # The per-worker key stays for tools that wait for one given worker.
+    await redis.set(keys.worker_heartbeat(worker_id), b"1", ex=int(HEARTBEAT_TTL))
+
+
+async def forget_worker(redis: Redis, keys: KeyBuilder, worker_id: str) -> None:
+    """Remove a stopping worker's heartbeat at once (not after HEARTBEAT_TTL)."""
+    await redis.zrem(_workers_key(keys), worker_id)
+    await redis.delete(keys.worker_heartbeat(worker_id))
+
+
+async def live_workers(redis: Redis, keys: KeyBuilder) -> int:
+    """How many workers beat within the last HEARTBEAT_TTL seconds (one round trip)."""
+    count = await redis.eval(_COUNT, 1, _workers_key(keys), str(HEARTBEAT_TTL))
+    return int(count)
 
 
 def celery_settings(settings: Settings, redis_url: str) -> dict[str, Any]:
@@ -196,7 +244,8 @@ class Sweeper:
     """Re-drives inboxes with messages but no live lease and no queued drain.
 
     Every ``sweep_interval`` seconds it scans the ``dirty`` set; it also writes this
-    worker's heartbeat, which ``/readyz`` looks for.
+    worker's heartbeat (:func:`record_heartbeat`), which ``/healthz``, ``/readyz?workers=1``
+    and the ``botcore_workers_live`` gauge count.
     """
 
     def __init__(self, settings: Settings, redis_url: str, celery: Celery) -> None:
@@ -228,11 +277,14 @@ class Sweeper:
         try:
             while not self._stop.is_set():
                 try:
-                    await redis.set(keys.worker_heartbeat(self.worker_id), b"1", ex=10)
+                    await record_heartbeat(redis, keys, self.worker_id)
                     await self.sweep_once(inbox)
                 except Exception as exc:  # Redis restarting: keep trying
                     log.warning("sweep failed", error=type(exc).__name__)
                 await asyncio.sleep(self.settings.ingress.sweep_interval)
+            await forget_worker(redis, keys, self.worker_id)
+        except Exception as exc:
+            log.warning("could not remove the worker heartbeat", error=type(exc).__name__)
         finally:
             await redis.aclose()
 

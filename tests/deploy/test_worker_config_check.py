@@ -66,6 +66,10 @@ def test_good_config_starts_and_writes_its_heartbeat(tmp_path: Path, clean_redis
             assert process.poll() is None, process.communicate()[1][-2000:]
             assert time.monotonic() < deadline, "no heartbeat"
             time.sleep(0.2)
+        client = redis_sync.Redis.from_url(clean_redis)
+        assert client.zcard("cfgcheck:workers") == 1
     finally:
         os.killpg(process.pid, 15)
         process.communicate(timeout=30)
+    assert client.zcard("cfgcheck:workers") == 0  # a clean stop removes its heartbeat
+    client.close()

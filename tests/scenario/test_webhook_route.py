@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from botcore.ingress.inbox import Envelope
 from botcore.keys import KeyBuilder
+from botcore.queue.celery_app import record_heartbeat
 from botcore.redis_server import RedisProcess
 from botcore.settings import Settings, load_settings
 from botcore.web.app import create_app
@@ -202,14 +203,17 @@ async def test_healthz(settings: Settings, clean_redis: str) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_readyz_needs_a_worker_heartbeat(settings: Settings, clean_redis: str,
-                                               redis: Redis) -> None:
+async def test_readyz_workers_variant_needs_a_worker_heartbeat(
+        settings: Settings, clean_redis: str, redis: Redis) -> None:
+    # Plain /readyz is about this web process only (see tests/unit/test_worker_heartbeats.py)
     async with _serve(settings, clean_redis, _RecordingEnqueuer()) as client:
-        before = await client.get("/readyz")
+        assert (await client.get("/readyz")).status_code == 200
+        before = await client.get("/readyz?workers=1")
         assert before.status_code == 503
         assert before.json()["redis"] == "ok"
         assert before.json()["worker"] != "ok"
-        await redis.set(KEYS.worker_heartbeat("w-1"), "1", ex=30)
-        after = await client.get("/readyz")
+        await record_heartbeat(redis, KEYS, "w-1")
+        after = await client.get("/readyz?workers=1")
         assert after.status_code == 200
-        assert after.json() == {"status": "ready", "redis": "ok", "worker": "ok"}
+        assert after.json() == {"status": "ready", "redis": "ok", "runtime": "ok",
+                                "workers": 1, "worker": "ok"}
