@@ -143,6 +143,30 @@ async def bench_scale(resources: KBResources, folder: Path, n: int,
     return out
 
 
+async def bench_answerability(resources: KBResources, folder: Path) -> None:
+    """The sample's 38 answerable questions and 24 it cannot answer, with the answerability
+    check on (the defaults) and off (``min_coverage = 0``: the fused list as it is)."""
+    settings = KBSettings(data_path=folder / "answerable")
+    report = await Ingestor(settings, "s", Scope("default", "*"), resources).ingest_paths(
+        [ROOT / "docs"])
+    assert report.ok, report.failed
+    items = load_qa(ROOT / "qa.jsonl")
+    unrelated = [q.strip() for q in (ROOT / "unrelated.txt").read_text("utf-8").splitlines()
+                 if q.strip()]
+    print("| answerability check | answerable: got passages | hit@5 | unrelated: refused |")
+    print("|---|---|---|---|")
+    for label, update in (("off (min_coverage = 0)", {"min_coverage": 0.0}), ("on", {})):
+        retriever = make_retriever(settings.model_copy(update=update), "s", tenant="default",
+                                   bot="x", resources=resources)
+        got = [await retriever.retrieve(i.question, k=5) for i in items]
+        answered = sum(1 for passages in got if passages)
+        hits = sum(1 for i, passages in zip(items, got, strict=True)
+                   if any(i.answered_by(p) for p in passages))
+        refused = sum([not await retriever.retrieve(q, k=5) for q in unrelated])
+        print(f"| {label} | {answered}/{len(items)} | {hits}/{len(items)} | "
+              f"{refused}/{len(unrelated)} |", flush=True)
+
+
 async def main(sizes: list[int], ingest_rows: int) -> None:
     resources = KBResources()
     texts = _sample_texts()[:200]
@@ -152,6 +176,7 @@ async def main(sizes: list[int], ingest_rows: int) -> None:
         rate = await bench_ingest(resources, folder, ingest_rows)
         print(f"ingest (parse+chunk+embed+BM25+upsert), {ingest_rows} FAQ rows: "
               f"{rate:.0f} chunks/s")
+        await bench_answerability(resources, folder)
         base = np.asarray(await resources.embedder(KBSettings()).embed_documents(texts))
         print("| chunks | upsert/s (no embedding) | NumPy dense p50/p99 | index dense p50/p99 | "
               "index hybrid p50/p99 | first query after a write | Qdrant scan dense p50/p99 | "

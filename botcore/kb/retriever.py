@@ -81,7 +81,7 @@ class QdrantRetriever:
         search = repo.search if settings.local_index else repo.qdrant_search
         dense_hits, keyword_hits = await asyncio.to_thread(
             search, dense, sparse,
-            limit=max(settings.candidates, k), min_score=settings.min_score,
+            limit=max(settings.candidates, k), min_score=settings.dense_floor(),
         )
         keyword_hits = [h for h in keyword_hits if h.score > settings.keyword_min_score]
         if self.mode == "hybrid":
@@ -90,6 +90,8 @@ class QdrantRetriever:
         else:
             ranked = [(h, h.score) for h in (dense_hits or keyword_hits)]
         passages = [self._passage(hit.payload or {}, str(hit.id), score) for hit, score in ranked]
+        if self.mode == "hybrid" and not await self._answerable(query, dense_hits, passages):
+            return []
         if self._reranker is not None:
             passages = await self._reranker(query, passages)
         return passages[:k]
@@ -102,6 +104,35 @@ class QdrantRetriever:
             encoder = self._resources.keywords(self._settings)
             sparse = await asyncio.to_thread(encoder.query, query)
         return dense, sparse
+
+    async def _answerable(self, query: str, dense_hits: list[Any],
+                          passages: list[Passage]) -> bool:
+        """Whether anything found is about the question, not just near it.
+
+        A rank-fused score says nothing about relevance, and compressed cosines (e5) put
+        unrelated questions close to everything; so: a dense hit at ``answer_score`` and some
+        candidate sharing ``min_coverage`` of the question's keywords, or one dense hit at
+        ``strong_score`` or above. Questions with no keywords left pass on the dense hit alone.
+        """
+        settings = self._settings
+        if settings.min_coverage <= 0 or not passages:
+            return bool(passages)
+        strong = settings.dense_strong()
+        if strong is not None and dense_hits and dense_hits[0].score >= strong:
+            return True
+        needed = settings.dense_answer()
+        if needed is not None and (not dense_hits or dense_hits[0].score < needed):
+            return False
+        encoder = self._resources.keywords(settings)
+        wanted = set(await asyncio.to_thread(encoder.tokens, query))
+        if not wanted:
+            return bool(dense_hits)
+
+        def best_coverage() -> float:
+            return max(len(wanted & set(encoder.tokens(p.text))) / len(wanted)
+                       for p in passages[:settings.candidates])
+
+        return await asyncio.to_thread(best_coverage) >= settings.min_coverage
 
     def _passage(self, payload: dict[str, Any], chunk_id: str, score: float) -> Passage:
         page = payload.get("page")

@@ -20,6 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 __all__ = ["EmbeddingSettings", "KBSettings"]
 
+# The local e5 model's cosines are compressed: on the bundled sample, answerable questions
+# score 0.84-0.93 at their best passage and unrelated ones 0.72-0.87 (measured by
+# bench/retrieval; see docs/knowledge-base.md). The candidate floor keeps fusion's recall;
+# the answer score drops the clearly unrelated, the keyword-coverage check most of the rest;
+# above the strong score a paraphrase needs no shared word.
+_LOCAL_MIN_SCORE = 0.80
+_LOCAL_ANSWER_SCORE = 0.83
+_LOCAL_STRONG_SCORE = 0.90
+
 DEFAULT_DATA_DIR = Path(".botcore")  # Settings.data_dir's default
 
 
@@ -61,9 +70,25 @@ class KBSettings(BaseModel):
     candidates: int = Field(30, ge=1, le=1000, description="hits per list before fusion")
     rrf_k: int = Field(10, ge=1, description="rank-fusion constant: 1 / (rrf_k + rank)")
     keyword_weight: float = Field(0.5, ge=0.0, description="keyword list's weight in the fusion")
-    min_score: float = Field(
-        0.80, ge=-1.0, le=1.0,
-        description="dense cosine below which a passage is dropped (tuned for the local model)",
+    min_score: float | None = Field(
+        None, ge=-1.0, le=1.0,
+        description="dense cosine below which a passage is dropped; None: the embedding "
+        "provider's default (local e5: 0.80; other providers: no floor)",
+    )
+    answer_score: float | None = Field(
+        None, ge=-1.0, le=1.0,
+        description="hybrid: the best dense cosine a question needs to be answerable (with "
+        "keyword coverage); None: the provider's default (local e5: 0.83; others: off)",
+    )
+    min_coverage: float = Field(
+        0.2, ge=0.0, le=1.0,
+        description="hybrid: a question is answerable only if some candidate shares this "
+        "share of its keywords (0 turns the check off)",
+    )
+    strong_score: float | None = Field(
+        None, ge=-1.0, le=1.0,
+        description="hybrid: a dense cosine this high is answerable without shared keywords "
+        "(synonyms, paraphrases); None: the provider's default (local e5: 0.90; others: off)",
     )
     keyword_min_score: float = Field(0.0, ge=0.0, description="BM25 score a keyword hit needs")
     bm25_k1: float = Field(1.2, gt=0)
@@ -72,6 +97,24 @@ class KBSettings(BaseModel):
     local_index: bool = Field(
         True, description="local mode: search a process-local NumPy index, not Qdrant's scan"
     )
+
+    def dense_floor(self) -> float | None:
+        """``min_score``, or the default for the embedding provider's cosine scale."""
+        if self.min_score is not None:
+            return self.min_score
+        return _LOCAL_MIN_SCORE if self.embedding.provider == "local" else None
+
+    def dense_answer(self) -> float | None:
+        """``answer_score``, or the default for the embedding provider's cosine scale."""
+        if self.answer_score is not None:
+            return self.answer_score
+        return _LOCAL_ANSWER_SCORE if self.embedding.provider == "local" else None
+
+    def dense_strong(self) -> float | None:
+        """``strong_score``, or the default for the embedding provider's cosine scale."""
+        if self.strong_score is not None:
+            return self.strong_score
+        return _LOCAL_STRONG_SCORE if self.embedding.provider == "local" else None
 
     def resolve(self, data_dir: Path) -> KBSettings:
         """A copy whose ``data_path`` is set: ``<data_dir>/qdrant`` unless given.
