@@ -119,6 +119,23 @@ class IngressError(BotError):
     """The durable ingress write failed; the webhook answers 503 so that the platform retries."""
 
 
+class LeaseLostError(IngressError):
+    """This worker's lease on the conversation expired and another worker holds it now: the
+    reply was not sent (the new holder runs the turn and answers). Nothing to do; it shows a
+    worker that stalled longer than ``ingress.lease_ttl``.
+
+    Attributes:
+        conversation_key: the lease's Redis key.
+        token: the fencing token this worker held.
+    """
+
+    def __init__(self, conversation_key: str, token: int) -> None:
+        super().__init__(f"lease {conversation_key} (token {token}) is held by another worker: "
+                         "reply not sent")
+        self.conversation_key = conversation_key
+        self.token = token
+
+
 class DispatchError(BotError):
     """A handler could not be registered or dispatched."""
 

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import structlog
 from pydantic import ValidationError
 
+from botcore.errors import LeaseLostError
 from botcore.ingress.inbox import Envelope, Inbox
+from botcore.ingress.replier import Fence, current_fence
 from botcore.metrics import record_drain
 from botcore.sessions import Lease
 from botcore.sessions.redis import acquire_lease
@@ -90,13 +92,27 @@ class Drainer:
         return stats
 
     async def _keep_renewing(self, lease: Lease, stats: DrainStats) -> None:
-        interval = self.settings.lease_ttl / 3
+        """Renew every third of the TTL; a Redis error is retried sooner, and only a renewal
+        refused (someone else holds it) or no success for a whole TTL counts as lost."""
+        ttl = self.settings.lease_ttl
+        last_ok = time.monotonic()
+        interval = ttl / 3
         while True:
             await asyncio.sleep(interval)
-            if not await lease.renew():
+            try:
+                held = await lease.renew()
+            except Exception as exc:  # Redis restarting or a network blip
+                log.warning("lease renewal failed; retrying", token=lease.token,
+                            error=type(exc).__name__)
+                if time.monotonic() - last_ok < ttl:
+                    interval = ttl / 10
+                    continue
+                held = False
+            if not held:
                 stats.lease_lost = True
                 log.warning("lease lost while draining", token=lease.token)
                 return
+            last_ok, interval = time.monotonic(), ttl / 3
 
     async def _step(self, conv: str, lease: Lease, stats: DrainStats) -> bool:
         """Handle the head of the inbox; False when the drain is over."""
@@ -115,8 +131,14 @@ class Drainer:
         starts, failures = await self.inbox.count_start(conv, batch[0].id)
         if starts - 1 - failures >= self.settings.max_crashes:  # it keeps killing workers
             return await self._give_up(conv, lease, head, batch[0], None, starts, stats)
+        fence = current_fence.set(Fence(self.inbox.keys.lease(conv), lease.token))
         try:
             await asyncio.wait_for(self._run_turn(batch, starts), self.turn_timeout)
+        except LeaseLostError:
+            log.warning("turn stopped: another worker holds the conversation now",
+                        conversation=conv, trace_id=batch[0].trace_id)
+            stats.lease_lost = True
+            return False
         except Exception as exc:
             stats.failures += 1
             failures = await self.inbox.count_failure(conv, batch[0].id)
@@ -126,6 +148,8 @@ class Drainer:
                 return await self._give_up(conv, lease, head, batch[0], exc, failures, stats)
             await asyncio.sleep(min(0.2 * 2 ** (failures - 1), 5.0))
             return True
+        finally:
+            current_fence.reset(fence)
         stats.turns += 1
         popped = await self.inbox.pop(conv, lease.token, head, len(batch),
                                       attempts_of=batch[0].id)

@@ -17,6 +17,7 @@ __all__ = ["RedisLease", "RedisSessionStore"]
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local token = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], 604800000)  -- a week idle: no holder can be that old
 redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
 return token
 """
