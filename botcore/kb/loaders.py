@@ -70,21 +70,58 @@ def _load_markdown(path: Path, data: bytes) -> LoadedDocument:
     return LoadedDocument(title, [Section(text, markdown=True)])
 
 
+_HTML_BLOCKS = frozenset([
+    "address", "article", "aside", "blockquote", "body", "caption", "dd", "details", "dialog",
+    "div", "dl", "dt", "figcaption", "figure", "form", "h1", "h2", "h3", "h4", "h5", "h6",
+    "header", "li", "main", "ol", "p", "pre", "section", "summary", "table", "tbody", "td",
+    "tfoot", "th", "thead", "tr", "ul",
+])
+_HTML_WHOLE = frozenset(["h1", "h2", "h3", "h4", "h5", "h6", "pre"])
+
+
+def _own_text(node: Any) -> str:
+    """The text that belongs to ``node`` itself: its strings and inline children's, not
+    its block children's (they are visited on their own)."""
+    from bs4.element import NavigableString, Tag
+
+    parts: list[str] = []
+    for child in node.children:
+        if isinstance(child, Tag):
+            if child.name == "br":
+                parts.append("\n")
+            elif child.name not in _HTML_BLOCKS:
+                parts.append(child.get_text())   # inline: joined as written, like a browser
+        elif isinstance(child, NavigableString) and type(child) is NavigableString:
+            parts.append(str(child))
+    return " ".join("".join(parts).split())
+
+
 def _load_html(path: Path, data: bytes) -> LoadedDocument:
+    """Every text of the page, each under its nearest block element (a ``<div>`` or a
+    ``<span>`` in a ``<dd>`` counts as much as a ``<p>``); headings become Markdown ones."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(data, "html.parser")
-    for tag in soup(["script", "style", "nav", "footer", "noscript"]):
+    for tag in soup(["script", "style", "nav", "footer", "noscript", "template"]):
         tag.decompose()
     title = soup.title.get_text(strip=True) if soup.title else path.stem
+    if soup.title:
+        soup.title.decompose()
     lines: list[str] = []
-    for node in soup.find_all(["h1", "h2", "h3", "h4", "p", "li", "td", "pre", "blockquote"]):
-        text = " ".join(node.get_text(" ", strip=True).split())
-        if not text or node.find_parent(["p", "li", "td"]) is not None:
-            continue
+    for node in soup.find_all(_HTML_BLOCKS):
+        if node.find_parent(_HTML_WHOLE) is not None:
+            continue  # inside a heading or <pre>: already taken whole
         name = node.name or ""
+        if name in _HTML_WHOLE:
+            text = " ".join(node.get_text(" ", strip=True).split())
+        else:
+            text = _own_text(node)
+        if not text:
+            continue
         level = int(name[1]) if name[:1] == "h" and name[1:].isdigit() else 0
         lines.append(f"{'#' * level} {text}" if level else text)
+    if not soup.find_all(_HTML_BLOCKS):  # a fragment with no block element at all
+        lines = [" ".join(soup.get_text(" ", strip=True).split())]
     return LoadedDocument(title or path.stem, [Section("\n\n".join(lines), markdown=True)])
 
 

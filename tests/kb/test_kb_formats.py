@@ -78,3 +78,33 @@ def test_bad_input_has_a_clear_reason(tmp_path: Path, name: str, data: bytes, re
         load_file(path, data)
     assert reason in caught.value.reason
     assert caught.value.source == str(path)
+
+
+def test_html_text_outside_paragraphs_is_kept(tmp_path: Path) -> None:
+    """Answers often live in <div>, <span> or <dd>, not <p>: all of it is ingested, each
+    text once, in page order."""
+    page = tmp_path / "help.html"
+    page.write_text(
+        "<html><head><title>Help</title><style>.x{}</style></head><body>"
+        "<nav>Home | Shop</nav><h2>Refunds <small>updated</small></h2>"
+        "<div class='answer'>Refunds take <b>5 days</b>.<div>Contact <span>support@x.cn</span>"
+        "</div></div><dl><dt>运费</dt><dd><span>满 99 元包邮</span></dd></dl>"
+        "<ul><li>First <p>nested para</p></li></ul><!-- a comment -->"
+        "<table><tr><th>Plan</th><td>Pro</td></tr></table><pre>code  block</pre>"
+        "</body></html>", encoding="utf-8")
+    document = load_file(page, page.read_bytes())
+    text = document.sections[0].text
+    assert document.title == "Help"
+    for expected in ("## Refunds updated", "Refunds take 5 days.", "Contact support@x.cn",
+                     "运费", "满 99 元包邮", "First", "nested para", "Plan", "Pro",
+                     "code block"):
+        assert text.count(expected) == 1, (expected, text)
+    assert text.index("Refunds take") < text.index("满 99") < text.index("Pro")
+    for dropped in ("Home | Shop", ".x{}", "a comment"):
+        assert dropped not in text
+
+
+def test_html_fragment_without_blocks(tmp_path: Path) -> None:
+    page = tmp_path / "frag.html"
+    page.write_text("<span>退货请联系</span> <a href='#'>客服</a>", encoding="utf-8")
+    assert load_file(page, page.read_bytes()).sections[0].text == "退货请联系 客服"
