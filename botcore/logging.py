@@ -14,12 +14,20 @@ from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger", "redact"]
+__all__ = ["configure_logging", "get_logger", "redact", "scrub_text"]
 
 _SECRET_FIELDS = re.compile(r"(secret|token|password|api_key|apikey|signature|sign|aes|"
                             r"encrypt_key|authorization|cookie)", re.IGNORECASE)
 _SECRET_IN_TEXT = re.compile(r"((?:access_token|corpsecret|secret|key|token|sign)=)[^&\s]+",
                              re.IGNORECASE)
+#: Telegram puts the bot token in the URL path: https://api.telegram.org/bot<id>:<secret>/...
+_BOT_TOKEN_IN_PATH = re.compile(r"/bot\d+:[A-Za-z0-9_-]+")
+
+
+def scrub_text(text: str) -> str:
+    """``text`` with secret-looking URL parameters and Telegram bot tokens hidden (for
+    exception messages that end up in logs or dead-letter records)."""
+    return _BOT_TOKEN_IN_PATH.sub("/bot***", _SECRET_IN_TEXT.sub(r"\1***", text))
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -35,7 +43,7 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
 def _scrub(value: Any, depth: int) -> Any:
     """Redact strings, and secret-looking keys of nested dicts (``headers={...}``)."""
     if isinstance(value, str):
-        return _SECRET_IN_TEXT.sub(r"\1***", value)
+        return scrub_text(value)
     if isinstance(value, dict) and depth > 0:
         return {key: "***" if isinstance(key, str) and _SECRET_FIELDS.search(key)
                 else _scrub(item, depth - 1) for key, item in value.items()}

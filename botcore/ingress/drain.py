@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from botcore.errors import LeaseLostError
 from botcore.ingress.inbox import Envelope, Inbox
 from botcore.ingress.replier import Fence, current_fence
+from botcore.logging import scrub_text
 from botcore.metrics import record_drain
 from botcore.sessions import Lease
 from botcore.sessions.redis import acquire_lease
@@ -143,7 +144,8 @@ class Drainer:
             stats.failures += 1
             failures = await self.inbox.count_failure(conv, batch[0].id)
             log.warning("turn failed", conversation=conv, attempt=failures,
-                        error=type(exc).__name__, trace_id=batch[0].trace_id)
+                        error=type(exc).__name__, detail=scrub_text(str(exc))[:300],
+                        trace_id=batch[0].trace_id)
             if failures >= self.settings.max_attempts:
                 return await self._give_up(conv, lease, head, batch[0], exc, failures, stats)
             await asyncio.sleep(min(0.2 * 2 ** (failures - 1), 5.0))
@@ -171,7 +173,7 @@ class Drainer:
 
     async def _give_up(self, conv: str, lease: Lease, head: bytes, entry: Envelope,
                        exc: BaseException | None, attempts: int, stats: DrainStats) -> bool:
-        error = (f"{type(exc).__name__}: {exc}" if exc
+        error = (scrub_text(f"{type(exc).__name__}: {exc}") if exc
                  else f"the worker died during this turn {attempts - 1} times")
         try:
             await self._apologize(entry, exc)
@@ -181,7 +183,8 @@ class Drainer:
         await self.inbox.redis.delete(self.inbox.keys.attempts(conv, entry.id))
         stats.dead_letters += 1
         log.error("message dead-lettered", conversation=conv, attempts=attempts,
-                  error=type(exc).__name__ if exc else "worker_lost", trace_id=entry.trace_id)
+                  error=type(exc).__name__ if exc else "worker_lost", detail=error[:300],
+                  trace_id=entry.trace_id, exc_info=exc)
         return moved != 0
 
 

@@ -311,3 +311,22 @@ async def test_a_turn_over_its_time_limit_fails_and_is_dead_lettered(
     assert (stats.failures, stats.dead_letters) == (2, 1)
     assert [(text, type(exc).__name__) for text, exc in turns.apologies] == [
         ("hangs", "TimeoutError")]
+
+
+async def test_dead_letter_keeps_the_error_without_secrets(redis: Redis,
+                                                           keys: KeyBuilder) -> None:
+    turns = _Turns()
+
+    async def leak() -> None:
+        raise RuntimeError("502 from https://api.telegram.org/bot42:SECRETtoken/sendMessage "
+                           "?access_token=abc")
+
+    turns.before["bad"] = leak
+    drainer = _drainer(redis, keys, turns, max_attempts=1)
+    await _admit(drainer, "bad")
+    await drainer.drain(CONV)
+    (record,) = await drainer.inbox.dead_letters()
+    assert "RuntimeError: 502 from" in record["error"]
+    assert "SECRETtoken" not in record["error"]
+    assert "abc" not in record["error"]
+    assert "/bot***/sendMessage" in record["error"]

@@ -75,3 +75,12 @@ async def test_nested_mappings_redacted() -> None:
                     params={"query": {"access_token": "tok"}, "url": "/?sign=zz"})
     assert event["headers"] == {"Authorization": "***", "host": "x"}
     assert event["params"] == {"query": {"access_token": "***"}, "url": "/?sign=***"}
+
+
+def test_scrub_text_hides_url_secrets_and_telegram_tokens() -> None:
+    from botcore.logging import scrub_text
+
+    text = ("POST https://api.telegram.org/bot123456:AAH-x_y/sendMessage failed; "
+            "GET /cgi-bin/message/send?access_token=abc&debug=1")
+    assert scrub_text(text) == ("POST https://api.telegram.org/bot***/sendMessage failed; "
+                                "GET /cgi-bin/message/send?access_token=***&debug=1")
