@@ -84,6 +84,11 @@ class KeyBuilder:
         """Replay guard for a signed request's nonce."""
         return f"{self.prefix}:nonce:{channel}:{nonce}"
 
+    def once(self, channel: str, bot_id: str, name: str) -> str:
+        """A marker that something an adapter does outside the pipeline happened once
+        (e.g. DingTalk's polite answer to a message type the bot cannot read)."""
+        return f"{self.prefix}:once:{channel}:{bot_id}:{name}"
+
     def channel_state(self, channel: str, bot_id: str, name: str) -> str:
         """Short-lived state an adapter keeps between callbacks (e.g. WeCom AI-bot streams)."""
         return f"{self.prefix}:chan:{channel}:{bot_id}:{name}"
@@ -118,8 +123,13 @@ class KeyBuilder:
 
     # workers ---------------------------------------------------------------------------
     def worker_heartbeat(self, worker_id: str) -> str:
-        """A live worker's heartbeat (what ``/readyz`` looks for)."""
+        """A live worker's heartbeat key (tests and benchmarks wait on it)."""
         return f"{self.prefix}:worker:{worker_id}"
+
+    def workers(self) -> str:
+        """Sorted set of live workers scored by their last heartbeat (Redis's clock): what
+        ``/readyz`` counts with one ZCOUNT."""
+        return f"{self.prefix}:workers"
 
     def metrics(self) -> str:
         """Counters the workers add to (turns, failures, dead letters)."""

@@ -110,8 +110,10 @@ class LLMSettings(BaseModel):
     base_url: str | None = None
     api_key: SecretStr | None = None
     temperature: float = 0.3
-    timeout: float = 60.0
-    max_retries: int = 2
+    #: per attempt; attempts x timeout must stay under the turn's model budget (3/4 of
+    #: worker.task_time_limit) so a fallback can still answer: checked at worker start
+    timeout: float = 20.0
+    max_retries: int = 1
     fallbacks: list[LLMSettings] = Field(
         default_factory=list,
         description="[[llm.fallbacks]] tables, tried in order when the model fails")

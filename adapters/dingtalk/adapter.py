@@ -165,7 +165,7 @@ class DingTalkAdapter:
         DingTalk. A failed send forgets the marker (a redelivery may try again) and is
         logged by ``msgId`` only.
         """
-        marker = self.deps.keys.nonce(CHANNEL, f"{self.bot.id}:unsupported:{msg.event_id}")
+        marker = self.deps.keys.once(CHANNEL, self.bot.id, f"unsupported:{msg.event_id}")
         try:
             if not await self.deps.redis.set(marker, b"1", nx=True, ex=86_400):
                 return

@@ -50,31 +50,22 @@ return redis.call('ZCOUNT', KEYS[1], now - tonumber(ARGV[1]), '+inf')
 """
 
 
-def _workers_key(keys: KeyBuilder) -> str:
-    """The sorted set of live workers (member: worker id, score: last beat, Redis time).
-
-    Not in KeyBuilder yet: it does not match ``worker_pattern()``, so counting live
-    workers needs one ZCOUNT instead of a keyspace SCAN.
-    """
-    return f"{keys.prefix}:workers"
-
-
 async def record_heartbeat(redis: Redis, keys: KeyBuilder, worker_id: str) -> None:
     """Mark ``worker_id`` live now, and forget workers silent for over HEARTBEAT_TTL."""
-    await redis.eval(_BEAT, 1, _workers_key(keys), worker_id, str(HEARTBEAT_TTL))
+    await redis.eval(_BEAT, 1, keys.workers(), worker_id, str(HEARTBEAT_TTL))
     # The per-worker key stays for tools that wait for one given worker.
     await redis.set(keys.worker_heartbeat(worker_id), b"1", ex=int(HEARTBEAT_TTL))
 
 
 async def forget_worker(redis: Redis, keys: KeyBuilder, worker_id: str) -> None:
     """Remove a stopping worker's heartbeat at once (not after HEARTBEAT_TTL)."""
-    await redis.zrem(_workers_key(keys), worker_id)
+    await redis.zrem(keys.workers(), worker_id)
     await redis.delete(keys.worker_heartbeat(worker_id))
 
 
 async def live_workers(redis: Redis, keys: KeyBuilder) -> int:
     """How many workers beat within the last HEARTBEAT_TTL seconds (one round trip)."""
-    count = await redis.eval(_COUNT, 1, _workers_key(keys), str(HEARTBEAT_TTL))
+    count = await redis.eval(_COUNT, 1, keys.workers(), str(HEARTBEAT_TTL))
     return int(count)
 
 

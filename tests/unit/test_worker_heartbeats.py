@@ -14,7 +14,6 @@ from redis.asyncio import Redis
 from botcore.keys import KeyBuilder
 from botcore.queue.celery_app import (
     HEARTBEAT_TTL,
-    _workers_key,
     forget_worker,
     live_workers,
     record_heartbeat,
@@ -60,10 +59,10 @@ async def test_live_workers_counts_fresh_beats_only(redis: Redis) -> None:
     assert await live_workers(redis, KEYS) == 2
     # a worker that died without saying so: its beat is older than the TTL
     seconds, _ = await redis.time()
-    await redis.zadd(_workers_key(KEYS), {"dead": seconds - HEARTBEAT_TTL - 5})
+    await redis.zadd(KEYS.workers(), {"dead": seconds - HEARTBEAT_TTL - 5})
     assert await live_workers(redis, KEYS) == 2
     await record_heartbeat(redis, KEYS, "host-1")  # a beat prunes the dead ones
-    assert await redis.zscore(_workers_key(KEYS), "dead") is None
+    assert await redis.zscore(KEYS.workers(), "dead") is None
     await forget_worker(redis, KEYS, "host-2")  # a clean stop counts at once
     assert await live_workers(redis, KEYS) == 1
     assert await redis.exists(KEYS.worker_heartbeat("host-1")) == 1
