@@ -63,14 +63,27 @@ redis.call('LPOP', KEYS[2], tonumber(ARGV[2]))
 if KEYS[3] then redis.call('DEL', KEYS[3]) end
 return 1
 """
-# KEYS: lease, inbox, dirty, dlq. ARGV: token, head, conv_id, dead_letter_json.
+# KEYS: lease, inbox, dirty, dlq. ARGV: token, head, conv_id, dead_letter_json, keep.
+# The list keeps the newest ``keep`` records (it must not grow without bound).
 _DEAD = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[2] then return -1 end
 redis.call('LPOP', KEYS[2])
 redis.call('RPUSH', KEYS[4], ARGV[4])
+redis.call('LTRIM', KEYS[4], -tonumber(ARGV[5]), -1)
 return 1
 """
+# KEYS: dlq, inbox, dirty, attempts. ARGV: dead_letter_json, entry_json, conv_id.
+# Atomic: of two replays of one record only the one that removed it re-queues it.
+_REPLAY = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('DEL', KEYS[4])
+return 1
+"""
+#: Dead letters kept (the newest); older ones are dropped when a new one is written.
+DEAD_LETTERS_KEPT = 10_000
 # KEYS: lease, inbox, dirty. ARGV: token, conv_id.
 # Releases the lease only when the inbox is empty (else the drain goes on): no message can
 # slip in between "inbox empty" and "lease released".
@@ -207,7 +220,8 @@ class Inbox:
                              "entry": entry}, ensure_ascii=False)
         keys = [self.keys.lease(conversation_id), self.keys.inbox(conversation_id),
                 self.keys.dirty(), self.keys.dead_letters()]
-        return int(await self._dead(keys=keys, args=[token, head, conversation_id, record]))
+        return int(await self._dead(keys=keys, args=[token, head, conversation_id, record,
+                                                           DEAD_LETTERS_KEPT]))
 
     async def release_if_empty(self, conversation_id: str, token: int) -> bool:
         """Release the lease if the inbox is empty; False means there is more to drain."""
@@ -256,13 +270,11 @@ class Inbox:
             if record["entry"].get("id") != envelope_id:
                 continue
             conv = record["conversation_id"]
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.lrem(self.keys.dead_letters(), 1, raw)  # type: ignore[arg-type]
-            pipe.rpush(self.keys.inbox(conv), json.dumps(record["entry"], ensure_ascii=False))
-            pipe.sadd(self.keys.dirty(), conv)
-            pipe.delete(self.keys.attempts(conv, envelope_id))
-            await pipe.execute()
-            return True
+            moved = await self.redis.eval(
+                _REPLAY, 4, self.keys.dead_letters(), self.keys.inbox(conv), self.keys.dirty(),
+                self.keys.attempts(conv, envelope_id),
+                raw, json.dumps(record["entry"], ensure_ascii=False), conv)
+            return bool(moved)
         return False
 
 

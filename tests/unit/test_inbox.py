@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -228,3 +229,30 @@ async def test_admit_raises_ingress_error_with_default_client(keys: KeyBuilder) 
             await Inbox(client, keys).admit(make_inbound("a"))
     finally:
         await client.aclose()
+
+
+async def test_dead_letter_list_keeps_the_newest(inbox: Inbox, redis: Redis, keys: KeyBuilder,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import botcore.ingress.inbox as inbox_module
+
+    monkeypatch.setattr(inbox_module, "DEAD_LETTERS_KEPT", 3)
+    for n in range(5):
+        await inbox.admit(make_inbound(f"bad{n}"))
+    token = await _lease_token(inbox)
+    for _ in range(5):
+        head = (await inbox.head(CONV))[0]
+        assert await inbox.dead_letter(CONV, token, head, "boom", 1) == 1
+    records = await inbox.dead_letters(limit=10)
+    assert [r["entry"]["message"]["text"] for r in records] == ["bad2", "bad3", "bad4"]
+
+
+async def test_concurrent_replays_requeue_once(inbox: Inbox, redis: Redis,
+                                               keys: KeyBuilder) -> None:
+    await inbox.admit(make_inbound("bad"))
+    token = await _lease_token(inbox)
+    head = (await inbox.head(CONV))[0]
+    envelope = Envelope.model_validate_json(head)
+    await inbox.dead_letter(CONV, token, head, "boom", 3)
+    results = await asyncio.gather(*[inbox.replay(envelope.id) for _ in range(5)])
+    assert sorted(results) == [False] * 4 + [True]
+    assert await redis.llen(keys.inbox(CONV)) == 1
