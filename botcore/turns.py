@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["TurnRunner", "merge_messages"]
 
 log = structlog.get_logger("botcore.turn")
+#: Replies of one turn looked at for an unfinished one when apologising.
+_REPLIES_SCANNED = 16
 
 
 def merge_messages(entries: list[Envelope]) -> InboundMessage:
@@ -112,9 +114,28 @@ class TurnRunner:
         message = entry.message
         app = self._context(message, entry.trace_id).app
         text = app.apology or self.runtime.settings.ingress.apology
+        unfinished = await self._unfinished_reply(message)
         out = OutboundMessage(
             conversation=message.conversation, text=text, reply_to=message.message_id,
             context=message.platform,
-            idempotency_key=OutboundMessage.make_key(message.dedupe_key, 0),
+            idempotency_key=unfinished or OutboundMessage.make_key(message.dedupe_key, 0),
         )
-        await self.replier(message.bot_id, message.channel).send(out)
+        replier = self.replier(message.bot_id, message.channel)
+        if unfinished is None:
+            await replier.send(out)
+            return
+        # A reply was begun and never finished (a stream cut off by the failure): the
+        # apology finishes that message, so no half answer is left "typing" on screen.
+        stream = await replier.open_stream(out)
+        await stream.finish(text)
+
+    async def _unfinished_reply(self, message: InboundMessage) -> str | None:
+        """The idempotency key of the first reply of this turn marked ``sending`` (begun, not
+        done), if any: replies are numbered from 1 (0 is the apology's own key)."""
+        names = [OutboundMessage.make_key(message.dedupe_key, i)
+                 for i in range(1, _REPLIES_SCANNED + 1)]
+        states = await self.runtime.redis.mget([self.runtime.keys.sent(n) for n in names])
+        for name, state in zip(names, states, strict=True):
+            if state == b"sending":
+                return name
+        return None
