@@ -167,17 +167,23 @@ def _inbox_cli() -> typer.Typer:
 
 
 def _with_inbox(config: Path | None, action: Any) -> Any:
+    from botcore.embedded import embedded_url_file
     from botcore.ingress.inbox import Inbox
     from botcore.keys import KeyBuilder
     from botcore.redis_client import connect
 
     settings = _settings(config)
-    if not settings.redis_url:
-        typer.echo("configuration error: set redis_url (BOTCORE_REDIS_URL)", err=True)
+    url = settings.redis_url
+    found = embedded_url_file(settings)
+    if not url and found.is_file():
+        url = found.read_text(encoding="utf-8").strip()   # a running `botcore serve`
+    if not url:
+        typer.echo("configuration error: set redis_url (BOTCORE_REDIS_URL), or run this "
+                   "next to a running `botcore serve` (same data_dir)", err=True)
         raise typer.Exit(2)
 
     async def run() -> Any:
-        redis = connect(str(settings.redis_url))
+        redis = connect(str(url))
         try:
             return await action(Inbox(redis, KeyBuilder(prefix=settings.key_prefix)))
         finally:

@@ -52,6 +52,12 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> Non
         pass
 
 
+def embedded_url_file(settings: Settings) -> Path:
+    """Where a running ``botcore serve`` writes its embedded Redis URL (loopback, no
+    password), so ``botcore inbox`` on the same machine finds it."""
+    return Path(settings.data_dir) / "redis" / "url"
+
+
 @contextmanager
 def embedded_services(settings: Settings, *, config: Path | None = None,
                       with_worker: bool = True) -> Iterator[str]:
@@ -61,6 +67,7 @@ def embedded_services(settings: Settings, *, config: Path | None = None,
     if not url:
         redis = RedisProcess(Path(settings.data_dir) / "redis").start()
         url = redis.url
+        embedded_url_file(settings).write_text(url, encoding="utf-8")
         log.info("embedded redis started", url=url, dir=str(redis.data_dir))
     # Qdrant's local mode allows one process per folder: without a Qdrant server the
     # embedded worker runs one pool process, so retrieval never meets a locked folder.
@@ -73,4 +80,5 @@ def embedded_services(settings: Settings, *, config: Path | None = None,
         if worker is not None:
             stop_process(worker)
         if redis is not None:
+            embedded_url_file(settings).unlink(missing_ok=True)
             redis.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -40,6 +41,20 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _first_message(base: str) -> str:
+    """The text of the first bot message on conversation c1's event stream."""
+    deadline = time.monotonic() + 45
+    with httpx.stream("GET", f"{base}/chat/api/support/events",
+                      params={"conversation_id": "c1"}, timeout=50) as events:
+        for line in events.iter_lines():
+            assert time.monotonic() < deadline, "no answer from the embedded worker"
+            if line.startswith("data:"):
+                data = json.loads(line[5:])
+                if data.get("type") == "message":
+                    return str(data["text"])
+    raise AssertionError("event stream ended without a message")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_serve_embedded_answers_then_stops_everything(tmp_path: Path, signum: int) -> None:
     port = free_port()
@@ -66,10 +81,18 @@ def test_serve_embedded_answers_then_stops_everything(tmp_path: Path, signum: in
         answer = httpx.post(f"{base}/webhooks/web/support", json={
             "conversation_id": "c1", "user_id": "u1", "text": "hi", "client_msg_id": "m1"})
         assert answer.status_code == 200
+        assert _first_message(base)  # the embedded worker answered
+        url_file = tmp_path / "data" / "redis" / "url"
+        assert url_file.read_text().startswith("redis://127.0.0.1:")
+        stats = subprocess.run([sys.executable, "-m", "botcore", "inbox", "stats"], cwd=tmp_path,
+                               env=env, capture_output=True, text=True, timeout=60)
+        assert stats.returncode == 0, stats.stderr   # found the running serve's Redis
+        assert json.loads(stats.stdout)["dead_letters"] == 0
         serve.send_signal(signum)
         assert serve.wait(40) is not None
         time.sleep(0.5)
         assert [pid for pid in children if _alive(pid)] == []
+        assert not url_file.exists()
     finally:
         if serve.poll() is None:
             serve.kill()
