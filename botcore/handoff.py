@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from botcore.keys import KeyBuilder
 from botcore.message import InboundMessage, OutboundMessage
+from botcore.metrics import record_rating, stored_rating
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -121,9 +122,11 @@ class HandoffDesk:
         kept :data:`RATING_TTL` seconds); returns the key."""
         key = self.keys.feedback(message.bot_id, message.conversation.id,
                                  f"handoff:{message.message_id}")
-        await self.redis.set(key, json.dumps({
+        previous = await self.redis.set(key, json.dumps({
             "kind": "handoff", "rating": rating, "conversation_id": message.conversation.id,
-            "user_id": message.sender.id, "ts": time.time()}), ex=RATING_TTL)
+            "user_id": message.sender.id, "ts": time.time()}), ex=RATING_TTL, get=True)
+        await record_rating(self.redis, self.keys, kind="handoff", bot_id=message.bot_id,
+                            rating=str(rating), previous=stored_rating(previous))
         return key
 
     async def close(self, conversation_id: str) -> None:

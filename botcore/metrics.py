@@ -7,12 +7,14 @@ web process reports those as counters, with the inbox depth and dead letters as 
 
 from __future__ import annotations
 
+import json
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from redis.asyncio import Redis
 
 from botcore.keys import KeyBuilder
 
-__all__ = ["WORKER_FIELDS", "WebMetrics", "record_drain"]
+__all__ = ["WORKER_FIELDS", "WebMetrics", "record_drain", "record_rating", "stored_rating"]
 
 #: Fields of the workers' Redis hash (``keys.metrics()``).
 WORKER_FIELDS = ("turns", "turn_failures", "dead_letters")
@@ -27,6 +29,35 @@ async def record_drain(redis: Redis, keys: KeyBuilder, *, turns: int, failures: 
     for field, value in zip(WORKER_FIELDS, (turns, failures, dead_letters), strict=True):
         if value:
             pipe.hincrby(keys.metrics(), field, value)
+    await pipe.execute()
+
+
+_RATING = "rating"
+
+
+def stored_rating(raw: object) -> str | None:
+    """The ``rating`` of a stored feedback record (JSON; what ``SET ... GET`` returned), or
+    None."""
+    if not isinstance(raw, bytes | str):
+        return None
+    try:
+        value = json.loads(raw).get("rating")
+    except (ValueError, AttributeError):
+        return None
+    return None if value is None else str(value)
+
+
+async def record_rating(redis: Redis, keys: KeyBuilder, *, kind: str, bot_id: str,
+                        rating: str, previous: str | None = None) -> None:
+    """Count a user's rating (``kind``: ``widget`` 👍/👎, ``handoff`` 1-5) in the shared
+    metrics hash; a changed rating moves its count (``previous``), a repeated one is not
+    counted twice."""
+    if previous == rating:
+        return
+    pipe = redis.pipeline(transaction=False)
+    pipe.hincrby(keys.metrics(), f"{_RATING}:{kind}:{bot_id}:{rating}", 1)
+    if previous is not None:
+        pipe.hincrby(keys.metrics(), f"{_RATING}:{kind}:{bot_id}:{previous}", -1)
     await pipe.execute()
 
 
@@ -48,6 +79,9 @@ class WebMetrics:
                              registry=self.registry)
         self.dead = Gauge("botcore_dead_letters", "Messages in the dead-letter list",
                           registry=self.registry)
+        self.ratings = Gauge("botcore_ratings", "User ratings by kind (widget up/down, "
+                             "handoff 1-5 satisfaction), bot and value",
+                             ["kind", "bot", "rating"], registry=self.registry)
 
     async def render(self, redis: Redis, keys: KeyBuilder) -> bytes:
         """Refresh the Redis-backed gauges and render the text exposition format."""
@@ -55,6 +89,12 @@ class WebMetrics:
         for field in WORKER_FIELDS:
             raw = totals.get(field.encode(), totals.get(field, 0))
             self.worker.labels(event=field).set(float(raw or 0))
+        for name, count in totals.items():
+            text = name.decode() if isinstance(name, bytes) else str(name)
+            parts = text.split(":")
+            if len(parts) == 4 and parts[0] == _RATING:
+                self.ratings.labels(kind=parts[1], bot=parts[2], rating=parts[3]).set(
+                    float(count))
         pending = 0
         async for conv in redis.sscan_iter(keys.dirty(), count=500):
             name = conv.decode() if isinstance(conv, bytes) else conv

@@ -27,6 +27,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from botcore.errors import ConfigError
+from botcore.metrics import record_rating, stored_rating
 from botcore.webchat import CONVERSATION_ID_PATTERN, KEY_HEADER, WebChatAdapter
 
 if TYPE_CHECKING:
@@ -151,7 +152,10 @@ async def _feedback(request: Request, bot_id: str) -> Response:
         return _error(400, "body is not valid JSON")
     runtime: Runtime = request.app.state.runtime
     key = feedback_key(request, bot_id, feedback.conversation_id, feedback.message_id)
-    await runtime.redis.set(key, feedback.model_dump_json(), ex=FEEDBACK_TTL)
+    previous = await runtime.redis.set(key, feedback.model_dump_json(), ex=FEEDBACK_TTL,
+                                       get=True)
+    await record_rating(runtime.redis, runtime.keys, kind="widget", bot_id=bot_id,
+                        rating=feedback.rating, previous=stored_rating(previous))
     return JSONResponse({"ok": True})
 
 
