@@ -66,7 +66,8 @@ class IngressSettings(BaseModel):
                               "timed out) before the message is dead-lettered")
     max_crashes: int = Field(8, ge=1, description="turns cut short by a dying worker before "
                              "the message is dead-lettered (a message that kills workers)")
-    merge_window: float = Field(0.0, ge=0.0, description="seconds to wait for more lines")
+    merge_window: float = Field(0.0, ge=0.0, description="debounce: seconds of quiet after "
+                                "the sender's latest line before the turn starts (0: off)")
     max_merge: int = Field(5, ge=1, description="messages merged into one turn at most")
     max_body_bytes: int = Field(1_048_576, ge=1024)
     apology: str = "抱歉，处理您的消息时出了点问题，请稍后再试。(Sorry, something went wrong.)"

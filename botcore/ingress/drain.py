@@ -47,6 +47,10 @@ class DrainStats:
     lease_lost: bool = False
 
 
+#: A burst is merged for at most this many merge windows after its first line.
+_MERGE_CAP = 4
+
+
 def merge_envelopes(entries: list[Envelope], max_merge: int) -> list[Envelope]:
     """The leading run of plain messages from the head's sender (at most ``max_merge``)."""
     first = entries[0]
@@ -160,16 +164,28 @@ class Drainer:
         return popped != 0
 
     async def _batch(self, conv: str, entries: list[Envelope]) -> list[Envelope]:
-        """The head alone, or, with a merge window, the lines its sender typed meanwhile."""
+        """The head alone, or, with a merge window, the lines its sender typed meanwhile.
+
+        A debounce: the turn starts once the sender has been quiet for ``merge_window``
+        seconds after their latest line (or ``max_merge`` lines are in, or
+        :data:`_MERGE_CAP` windows have passed since the first line: someone typing
+        non-stop still gets an answer).
+        """
         window = self.settings.merge_window
         if window <= 0:
             return entries[:1]
-        wait = entries[0].received_at + window - time.time()
-        if wait > 0:
+        merged = merge_envelopes(entries, self.settings.max_merge)
+        deadline = entries[0].received_at + window * _MERGE_CAP
+        while len(merged) < self.settings.max_merge:
+            quiet_at = min(merged[-1].received_at + window, deadline)
+            wait = quiet_at - time.time()
+            if wait <= 0:
+                break
             await asyncio.sleep(wait)
             raw = await self.inbox.head(conv, self.settings.max_merge)
             entries = entries[:1] + _readable_prefix(raw[1:])  # we hold the lease: same head
-        return merge_envelopes(entries, self.settings.max_merge)
+            merged = merge_envelopes(entries, self.settings.max_merge)
+        return merged
 
     async def _give_up(self, conv: str, lease: Lease, head: bytes, entry: Envelope,
                        exc: BaseException | None, attempts: int, stats: DrainStats) -> bool:

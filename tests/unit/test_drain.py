@@ -97,6 +97,37 @@ async def test_merge_window_picks_up_lines_typed_while_waiting(redis: Redis,
     assert turns.batches == [["first", "second"]]
 
 
+async def test_merge_window_is_a_debounce(redis: Redis, keys: KeyBuilder) -> None:
+    """Each new line restarts the quiet period: three lines 0.25 s apart with a 0.4 s window
+    are one turn (a window counted from the first line would have cut after two)."""
+    turns = _Turns()
+    drainer = _drainer(redis, keys, turns, merge_window=0.4)
+    await _admit(drainer, "I ordered")
+    task = asyncio.create_task(drainer.drain(CONV))
+    await asyncio.sleep(0.25)
+    await _admit(drainer, "a blue shirt")
+    await asyncio.sleep(0.25)
+    await _admit(drainer, "and it is red")
+    await task
+    assert turns.batches == [["I ordered", "a blue shirt", "and it is red"]]
+
+
+async def test_non_stop_typing_is_answered_after_the_cap(redis: Redis,
+                                                         keys: KeyBuilder) -> None:
+    """Lines every 0.1 s with a 0.2 s window: the turn starts by 4 windows after the first
+    line, not when the typing stops."""
+    turns = _Turns()
+    drainer = _drainer(redis, keys, turns, merge_window=0.2, max_merge=50)
+    await _admit(drainer, "line 0")
+    task = asyncio.create_task(drainer.drain(CONV))
+    for n in range(1, 15):
+        await asyncio.sleep(0.1)
+        await _admit(drainer, f"line {n}")
+    await task
+    assert 1 < len(turns.batches[0]) < 15
+    assert sum(len(b) for b in turns.batches) == 15
+
+
 async def test_merge_respects_max_merge(redis: Redis, keys: KeyBuilder) -> None:
     turns = _Turns()
     drainer = _drainer(redis, keys, turns, merge_window=0.05, max_merge=2)
