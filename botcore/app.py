@@ -157,7 +157,11 @@ class BotApp:
         return fn
 
     def error(self, fn: ErrorHook) -> ErrorHook:
-        """Register ``async def hook(ctx, exc)``; return True when it handled the failure."""
+        """Register ``async def hook(ctx, exc)``; return True when it handled the failure.
+
+        Unhandled, the turn is run again (up to ``ingress.max_attempts``) and the hook sees
+        each failed attempt: ``ctx.attempt`` says which.
+        """
         self.error_hooks.append(fn)
         return fn
 

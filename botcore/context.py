@@ -96,6 +96,9 @@ class TurnContext:
         log: a structlog logger bound to the trace id, bot and conversation.
         extras: what the matcher found (see :attr:`command`, :attr:`match`).
         replies: the texts sent in this turn, in order (recorded into history).
+        attempt: which run of this turn this is (1 first; a failed or crashed turn is run
+            again up to ``ingress.max_attempts``): error hooks run on every failed attempt,
+            so alert on ``ctx.attempt == 1`` or count them.
     """
 
     message: InboundMessage
@@ -108,6 +111,7 @@ class TurnContext:
     log: Any = field(default_factory=lambda: structlog.get_logger("botcore.turn"))
     extras: dict[str, Any] = field(default_factory=dict)
     replies: list[str] = field(default_factory=list)
+    attempt: int = 1
     _index: int = 0
 
     @property

@@ -78,6 +78,7 @@ class TurnRunner:
         """Dispatch one turn; raises when it fails (the drain retries or dead-letters)."""
         message = merge_messages(entries)
         ctx = self._context(message, entries[0].trace_id)
+        ctx.attempt = attempt
         ctx.log.info("turn started", attempt=attempt, merged=len(entries),
                      kind=message.kind, event_id=message.event_id)
         async with self._typing(message):

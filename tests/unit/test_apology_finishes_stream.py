@@ -109,3 +109,25 @@ async def test_apology_without_a_begun_reply_is_its_own_message(
     await runner.apologize(entry, None)
     assert adapter.texts == ["Sorry!"]
     assert adapter.screen.messages == {}
+
+
+async def test_error_hooks_see_which_attempt_failed(redis: Redis, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    app = BotApp("t")
+    seen: list[int] = []
+
+    @app.message()
+    async def answer(ctx: TurnContext) -> None:
+        raise RuntimeError("down")
+
+    @app.error
+    async def alert(ctx: TurnContext, exc: Exception) -> bool:
+        seen.append(ctx.attempt)
+        return False
+
+    runner = _runner(redis, StreamingAdapter(), app, tmp_path, monkeypatch)
+    entry = Envelope.wrap(make_inbound("hi", channel="recording", bot_id="t"))
+    for attempt in (1, 2, 3):
+        with pytest.raises(RuntimeError):
+            await runner.run([entry], attempt=attempt)
+    assert seen == [1, 2, 3]
