@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +28,8 @@ from botcore.kb.settings import KBSettings
 from botcore.kb.sql import fetch_rows, render_rows, sql_source_name
 from botcore.kb.store import KBRepository, Scope
 
-__all__ = ["IngestOutcome", "IngestReport", "Ingestor", "Status"]
+__all__ = ["IngestOutcome", "IngestReport", "Ingestor", "SourceFile", "Status", "discover",
+           "folder_name", "source_name"]
 
 Status = Literal["added", "updated", "unchanged", "removed", "skipped", "failed"]
 _BATCH = 256
@@ -64,35 +66,62 @@ class IngestReport:
         return sum(1 for o in self.outcomes if o.status == status)
 
 
-def discover(paths: Iterable[Path]) -> tuple[list[Path], list[IngestOutcome]]:
+def discover(paths: Iterable[Path]) -> tuple[list[SourceFile], list[IngestOutcome]]:
     """Files to ingest under ``paths``; unknown formats inside folders are reported as skipped.
 
     A file named explicitly is always returned (a bad one then fails with its reason).
     """
-    files: list[Path] = []
+    files: list[SourceFile] = []
     skipped: list[IngestOutcome] = []
     for path in paths:
         if not path.is_dir():
-            files.append(path)
+            files.append(SourceFile(path, source_name(path)))
             continue
         for found in sorted(p for p in path.rglob("*") if p.is_file()):
             if any(part.startswith(".") for part in found.relative_to(path).parts):
                 continue
+            name = source_name(found, root=path)
             if found.suffix.lower() in LOADERS:
-                files.append(found)
+                files.append(SourceFile(found, name))
             else:
-                name = source_name(found)
                 skipped.append(IngestOutcome(name, "skipped", reason="unknown format"))
     return files, skipped
 
 
-def source_name(path: Path) -> str:
-    """A file's source name: its path relative to the working directory when under it."""
-    resolved = path.resolve()
-    try:
-        return resolved.relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return resolved.as_posix()
+@dataclass(frozen=True)
+class SourceFile:
+    """A file to ingest and its source name (:func:`source_name`)."""
+
+    path: Path
+    source: str
+
+
+def source_name(path: Path, root: Path | None = None) -> str:
+    """A file's source name, the same from any working directory and free of server paths.
+
+    A file found under a folder given on the command line is named by its path relative to
+    that folder, prefixed with the folder's own name (``docs/faq.csv`` for ``docs/`` as well
+    as ``/srv/kb/docs/``); a file given by itself is named by its file name (``faq.csv``).
+
+    Args:
+        path: the file.
+        root: the folder argument the file was found under, or None for a file argument.
+    """
+    if root is None:
+        return _absolute(path).name
+    relative = path.relative_to(root).as_posix()
+    folder = folder_name(root)
+    return f"{folder}/{relative}" if folder else relative
+
+
+def folder_name(root: Path) -> str:
+    """The source-name prefix of the files under folder ``root`` (``docs``; ``""`` for ``/``)."""
+    return _absolute(root).name
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute and normalised (``..`` removed), symlinks left as they are."""
+    return Path(os.path.abspath(path))
 
 
 class Ingestor:
@@ -124,11 +153,11 @@ class Ingestor:
         """Ingest files and folders (recursively); ``sync`` removes vanished sources."""
         files, skipped = discover(paths)
         report = IngestReport(list(skipped))
-        for path in files:
-            report.outcomes.append(await self._ingest_file(path))
-            self._progress(source_name(path))
+        for file in files:
+            report.outcomes.append(await self._ingest_file(file))
+            self._progress(file.source)
         if sync:
-            roots = [source_name(p) for p in paths if p.is_dir()]
+            roots = [p for p in paths if p.is_dir()]
             seen = {o.source for o in report.outcomes}
             report.outcomes.extend(await self._remove_vanished(roots, seen))
         return report
@@ -154,8 +183,8 @@ class Ingestor:
     def _hash(self, data: bytes) -> str:
         return hashlib.sha256(self._fingerprint + b"\0" + data).hexdigest()[:32]
 
-    async def _ingest_file(self, path: Path) -> IngestOutcome:
-        source = source_name(path)
+    async def _ingest_file(self, file: SourceFile) -> IngestOutcome:
+        source, path = file.source, file.path
         try:
             try:
                 data = await asyncio.to_thread(path.read_bytes)
@@ -211,12 +240,21 @@ class Ingestor:
         ]
         return points, len(dense[0])
 
-    async def _remove_vanished(self, roots: list[str], seen: set[str]) -> list[IngestOutcome]:
+    async def _remove_vanished(self, roots: list[Path], seen: set[str]) -> list[IngestOutcome]:
+        """Delete stored sources under ``roots`` that were not seen in this run.
+
+        Besides the sources named ``<folder>/...``, absolute source names under a root (how
+        releases before stable names stored files outside the working directory) count as
+        inside it, so ``--sync`` also removes those old copies.
+        """
         out: list[IngestOutcome] = []
         stored = await asyncio.to_thread(self._repo.documents)
-        prefixes = [r.rstrip("/") + "/" for r in roots]
+        prefixes = [f"{folder_name(r)}/" for r in roots if folder_name(r)]
+        legacy = [where.as_posix().rstrip("/") + "/"
+                  for r in roots for where in (_absolute(r), r.resolve())]
         for doc in stored:
-            inside = any(doc.source.startswith(prefix) for prefix in prefixes)
+            inside = any(doc.source.startswith(prefix) for prefix in prefixes) or any(
+                doc.source.startswith(old) for old in legacy)
             if inside and doc.source not in seen:
                 await asyncio.to_thread(self._repo.delete_source, doc.source)
                 out.append(IngestOutcome(doc.source, "removed", doc.chunks))
