@@ -5,13 +5,15 @@
         ├── IngestError(source, reason)    one file or query could not be ingested
         ├── EmbeddingError                 the embedding model or API failed
         └── StoreError                     Qdrant refused or is unreachable / locked
+            └── StoreLockedError(path)     local mode: another process holds the folder
 """
 
 from __future__ import annotations
 
 from botcore.errors import BotError
 
-__all__ = ["EmbeddingError", "IngestError", "KnowledgeBaseError", "StoreError"]
+__all__ = ["EmbeddingError", "IngestError", "KnowledgeBaseError", "StoreError",
+           "StoreLockedError"]
 
 
 class KnowledgeBaseError(BotError):
@@ -38,3 +40,16 @@ class EmbeddingError(KnowledgeBaseError):
 
 class StoreError(KnowledgeBaseError):
     """The vector store failed (unreachable, locked by another process, wrong vector size)."""
+
+
+class StoreLockedError(StoreError):
+    """Qdrant local mode: another process (e.g. a running botcore worker) holds the folder.
+
+    Args:
+        path: the local-mode folder.
+        message: what to do about it.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(message)

@@ -24,7 +24,7 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-from botcore.kb.errors import StoreError
+from botcore.kb.errors import StoreError, StoreLockedError
 from botcore.kb.local_index import DENSE, SHARED_BOT, SPARSE, LocalIndex
 from botcore.kb.settings import KBSettings
 
@@ -120,10 +120,12 @@ def _open(settings: KBSettings) -> tuple[QdrantClient, threading.RLock | None]:
     path.mkdir(parents=True, exist_ok=True)
     try:
         return QdrantClient(path=str(path)), threading.RLock()
-    except RuntimeError as exc:  # portalocker: the folder is held by another process
-        raise StoreError(
-            f"Qdrant local storage {path} is in use by another process; stop it, or run a "
-            "Qdrant server and set kb.qdrant_url"
+    except RuntimeError as exc:
+        if "already accessed" not in str(exc):  # portalocker's lock failure, as Qdrant says it
+            raise StoreError(f"Qdrant local storage {path}: {exc}") from exc
+        raise StoreLockedError(
+            str(path), f"Qdrant local storage {path} is in use by another process; stop it, "
+            "or run a Qdrant server and set kb.qdrant_url"
         ) from exc
 
 
