@@ -9,10 +9,11 @@ instead of a fresh one (tests share one embedding model that way).
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,11 +21,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from botcore.errors import BotError
-from botcore.kb.ingest import Ingestor, IngestReport, discover
+from botcore.kb.errors import StoreError, StoreLockedError
+from botcore.kb.ingest import Ingestor, IngestOutcome, IngestReport, discover
+from botcore.kb.jobs import JobState, KBJob
 from botcore.kb.resources import KBResources
 from botcore.kb.settings import KBSettings
 from botcore.kb.store import SHARED_BOT, Scope
-from botcore.retrieval import SearchMode, make_retriever
+from botcore.retrieval import Passage, SearchMode, make_retriever
+
+if TYPE_CHECKING:
+    from botcore.settings import Settings
 
 __all__ = ["kb_app"]
 
@@ -41,12 +47,16 @@ console = Console(highlight=False)
 
 def load_kb_settings(config: Path | None = None) -> KBSettings:
     """The ``[kb]`` settings, with the local-mode folder under ``data_dir``."""
+    return _load(config)[1]
+
+
+def _load(config: Path | None) -> tuple[Settings, KBSettings]:
     from botcore.settings import load_settings
 
     settings = load_settings(config)
     kb = getattr(settings, "kb", None)
     kb_settings = kb if isinstance(kb, KBSettings) else KBSettings()
-    return kb_settings.resolve(settings.data_dir)
+    return settings, kb_settings.resolve(settings.data_dir)
 
 
 @contextmanager
@@ -61,15 +71,57 @@ def _resources(ctx: typer.Context) -> Iterator[KBResources]:
         resources.close()
 
 
-def _run(ctx: typer.Context, job: Callable[[KBResources], Any]) -> Any:
-    """Run ``job`` (sync or async) with resources; BotErrors become exit code 2."""
+def _run(ctx: typer.Context, job: Callable[[KBResources], Any],
+         remote: Callable[[StoreLockedError], Any] | None = None) -> Any:
+    """Run ``job`` (sync or async) with resources; BotErrors become exit code 2.
+
+    When the local-mode folder is locked by another process, ``remote`` (if given) runs
+    instead: it hands the job to the running worker that holds the folder.
+    """
     try:
         with _resources(ctx) as resources:
-            result = job(resources)
-            return asyncio.run(result) if asyncio.iscoroutine(result) else result
+            try:
+                result = job(resources)
+                return asyncio.run(result) if asyncio.iscoroutine(result) else result
+            except StoreLockedError as locked:
+                if remote is None:
+                    raise
+                return remote(locked)
     except BotError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+def _job(settings: KBSettings, op: str, kb: str, tenant: str, bot: str, **fields: Any) -> KBJob:
+    from botcore.kb.remote import new_job_id
+
+    Scope(tenant, bot)  # a bad name fails here, not in the worker
+    return KBJob.model_validate({
+        "id": new_job_id(), "op": op, "kb": kb, "tenant": tenant, "bot": bot,
+        "storage": str(settings.storage_path().resolve()), **fields})
+
+
+def _hand_over(settings: Settings, job: KBJob, locked: StoreLockedError) -> JobState:
+    """Run ``job`` in the running worker with a progress line; its failure is a StoreError."""
+    from botcore.kb.remote import hand_over
+
+    waiting = {"queued": "handing the job to the running botcore worker",
+               "waiting": "the worker finishes another kb job first"}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(waiting["queued"], total=None)
+
+        def show(state: JobState) -> None:
+            text = waiting.get(state.state) or f"worker: {state.current or job.op}"
+            bar.update(task, description=text, completed=state.done,
+                       total=state.total or None)
+
+        state = asyncio.run(hand_over(settings, job, locked, show))
+    if state.state == "failed":
+        raise StoreError(f"the worker could not run the job: {state.error}")
+    console.print("[dim]the local folder is held by a running botcore: "
+                  "done by its worker[/dim]")
+    return state
 
 
 def _print_report(report: IngestReport) -> None:
@@ -103,9 +155,10 @@ def ingest(
         raise typer.BadParameter("give PATH... or --sql with --query and --template")
     if sql and not (query and template):
         raise typer.BadParameter("--sql needs --query and --template")
-    settings = load_kb_settings(config)
+    full, settings = _load(config)
 
     async def job(resources: KBResources) -> IngestReport:
+        resources.pool.get(settings)  # local mode: fails at once when another process holds it
         report = IngestReport()
         total = len(discover(paths or [])[0]) + (1 if sql else 0)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -120,7 +173,16 @@ def ingest(
                 report.outcomes += sql_report.outcomes
         return report
 
-    report: IngestReport = _run(ctx, job)
+    def remote(locked: StoreLockedError) -> IngestReport:
+        if sql:
+            raise StoreLockedError(locked.path, f"{locked}; --sql is not handed to the running "
+                                   "worker (the URL would cross the queue)")
+        absolute = [os.path.abspath(p) for p in paths or []]
+        state = _hand_over(full, _job(settings, "ingest", kb, tenant, bot, paths=absolute,
+                                      sync=sync), locked)
+        return IngestReport([IngestOutcome(**o) for o in state.outcomes])
+
+    report: IngestReport = _run(ctx, job, remote)
     _print_report(report)
     if not report.ok:
         raise typer.Exit(1)
@@ -159,7 +221,7 @@ def delete(
     config: Config = None,
 ) -> None:
     """Delete a knowledge base's documents for a tenant and bot (or one source)."""
-    settings = load_kb_settings(config)
+    full, settings = _load(config)
 
     def job(resources: KBResources) -> None:
         repo = resources.repository(settings, kb, Scope(tenant, bot))
@@ -173,7 +235,11 @@ def delete(
             repo.delete_all()
             console.print(f"deleted every document of {kb} for {tenant}/{bot}")
 
-    _run(ctx, job)
+    def remote(locked: StoreLockedError) -> None:
+        job = _job(settings, "delete", kb, tenant, bot, source=source, drop=drop)
+        console.print(_hand_over(full, job, locked).message)
+
+    _run(ctx, job, remote)
 
 
 @kb_app.command()
@@ -185,20 +251,25 @@ def search(
     config: Config = None,
 ) -> None:
     """Search a knowledge base and print hits with scores and sources."""
-    settings = load_kb_settings(config)
+    full, settings = _load(config)
     search_mode = _mode(mode)
 
-    async def job(resources: KBResources) -> None:
+    async def job(resources: KBResources) -> list[Passage]:
+        resources.pool.get(settings)
         retriever = make_retriever(settings, kb, tenant=tenant, bot=bot, mode=search_mode,
                                    resources=resources)
-        passages = await retriever.retrieve(query, k=k)
-        if not passages:
-            console.print("no passage above the score threshold")
-        for n, p in enumerate(passages, 1):
-            console.print(f"[bold]{n}. {p.score:.4f}[/bold]  [cyan]{p.citation()}[/cyan]")
-            console.print(f"   {' '.join(p.text.split())[:300]}")
+        return await retriever.retrieve(query, k=k)
 
-    _run(ctx, job)
+    def remote(locked: StoreLockedError) -> list[Passage]:
+        job = _job(settings, "search", kb, tenant, bot, query=query, k=k, mode=search_mode)
+        return [Passage.model_validate(p) for p in _hand_over(full, job, locked).passages]
+
+    passages: list[Passage] = _run(ctx, job, remote)
+    if not passages:
+        console.print("no passage above the score threshold")
+    for n, p in enumerate(passages, 1):
+        console.print(f"[bold]{n}. {p.score:.4f}[/bold]  [cyan]{p.citation()}[/cyan]")
+        console.print(f"   {' '.join(p.text.split())[:300]}")
 
 
 def _mode(value: str) -> SearchMode:

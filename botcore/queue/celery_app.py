@@ -23,6 +23,7 @@ from botcore.ingress.drain import Drainer
 from botcore.ingress.inbox import Inbox
 from botcore.keys import KeyBuilder
 from botcore.queue import DRAIN_TASK
+from botcore.queue.kb_task import register_kb_task
 from botcore.redis_client import connect
 from botcore.settings import Settings
 
@@ -210,6 +211,7 @@ def make_celery(settings: Settings, redis_url: str) -> Celery:
                                             dispatch_uid=f"botcore-drains-{id(holder)}")
 
     app.steps["worker"].add(_sweeper_step(settings, redis_url))
+    register_kb_task(app, settings, redis_url)  # `botcore kb ...` while this worker holds Qdrant
     return app
 
 
