@@ -126,6 +126,10 @@ class KeyBuilder:
         """A live worker's heartbeat key (tests and benchmarks wait on it)."""
         return f"{self.prefix}:worker:{worker_id}"
 
+    def kb_job(self, job_id: str) -> str:
+        """A knowledge-base job handed to the worker (state and report as JSON)."""
+        return f"{self.prefix}:kbjob:{job_id}"
+
     def workers(self) -> str:
         """Sorted set of live workers scored by their last heartbeat (Redis's clock): what
         ``/readyz`` counts with one ZCOUNT."""

@@ -33,12 +33,8 @@ JOB_TTL = 3600
 
 
 def job_key(keys: KeyBuilder, job_id: str) -> str:
-    """The Redis key of one KB job's state (a JSON string).
-
-    Not in :class:`~botcore.keys.KeyBuilder` yet: a private family ``<prefix>:kbjob:<id>``
-    built on its prefix only.
-    """
-    return f"{keys.prefix}:kbjob:{job_id}"
+    """The Redis key of one KB job's state (a JSON string): ``KeyBuilder.kb_job``."""
+    return keys.kb_job(job_id)
 
 
 class KBJob(BaseModel):
