@@ -6,19 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 from redis.asyncio import Redis
 
 from botcore import BotApp, TurnContext
 from botcore.channel import MessageStream
 from botcore.ingress.inbox import Envelope
-from botcore.keys import KeyBuilder
 from botcore.message import OutboundMessage, SendResult
-from botcore.runtime import Runtime
-from botcore.sessions.redis import RedisSessionStore
-from botcore.settings import load_settings
 from botcore.testing import RecordingAdapter, make_inbound
+from botcore.testing.turns import turn_runner
 from botcore.turns import TurnRunner
 
 
@@ -54,15 +50,7 @@ class StreamingAdapter(RecordingAdapter):
 
 def _runner(redis: Redis, adapter: StreamingAdapter, app: BotApp, tmp_path: Path,
             monkeypatch: pytest.MonkeyPatch) -> TurnRunner:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("BOTCORE_CONFIG", raising=False)
-    settings = load_settings(bots={"t": {"channel": "recording", "app": "unused:app"}},
-                             key_prefix="test")
-    runtime = Runtime(settings=settings, keys=KeyBuilder(prefix="test"), redis=redis,
-                      http=httpx.AsyncClient())
-    runtime.adapters["t"] = adapter
-    runtime.apps["t"] = app
-    return TurnRunner(runtime, RedisSessionStore(redis, runtime.keys), flows=None)
+    return turn_runner(redis, adapter, app)
 
 
 async def test_apology_finishes_the_half_written_answer(redis: Redis, tmp_path: Path,
@@ -121,7 +109,7 @@ async def test_error_hooks_see_which_attempt_failed(redis: Redis, tmp_path: Path
         raise RuntimeError("down")
 
     @app.error
-    async def alert(ctx: TurnContext, exc: Exception) -> bool:
+    async def alert(ctx: TurnContext, exc: BaseException) -> bool:
         seen.append(ctx.attempt)
         return False
 

@@ -7,18 +7,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from redis.asyncio import Redis
 
 from botcore import BotApp, TurnContext
 from botcore.ingress.inbox import Envelope
-from botcore.keys import KeyBuilder
 from botcore.message import OutboundMessage
-from botcore.runtime import Runtime
-from botcore.sessions.redis import RedisSessionStore
-from botcore.settings import load_settings
 from botcore.testing import RecordingAdapter, make_inbound
+from botcore.testing.turns import turn_runner
 from botcore.turns import TurnRunner
 
 
@@ -38,8 +34,6 @@ class TypingAdapter(RecordingAdapter):
 
 def _runner(redis: Redis, adapter: TypingAdapter, tmp_path: Path,
             monkeypatch: pytest.MonkeyPatch) -> TurnRunner:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("BOTCORE_CONFIG", raising=False)
     app = BotApp("typing")
 
     @app.message()
@@ -51,13 +45,7 @@ def _runner(redis: Redis, adapter: TypingAdapter, tmp_path: Path,
     async def joined(ctx: TurnContext) -> None:
         adapter.log.append("event handler")
 
-    settings = load_settings(bots={"t": {"channel": "recording", "app": "unused:app"}},
-                             key_prefix="test")
-    runtime = Runtime(settings=settings, keys=KeyBuilder(prefix="test"), redis=redis,
-                      http=httpx.AsyncClient())
-    runtime.adapters["t"] = adapter
-    runtime.apps["t"] = app
-    return TurnRunner(runtime, RedisSessionStore(redis, runtime.keys), flows=None)
+    return turn_runner(redis, adapter, app)
 
 
 async def test_typing_is_shown_around_a_message_turn(redis: Redis, tmp_path: Path,
