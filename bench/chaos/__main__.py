@@ -1,5 +1,9 @@
 """``python -m bench.chaos``: kill workers while messages flow; count lost/dup/reordered.
 
+``--channel telegram``: the same kill loop on the Telegram channel (real adapter, fake Bot
+API with 20-80 ms calls, updates through the real webhook route), once with one-message
+answers and once with answers split in 3 messages, plus the web channel as the baseline.
+
 Durable run: N messages over C web-chat conversations POSTed to the real webhook route
 (uvicorn, loopback), 2 ``botcore worker -c 2`` processes, one worker's whole process group
 SIGKILLed every ``--kill-every`` s and restarted. Baseline in the same run: one Celery task
@@ -24,14 +28,12 @@ from rich.table import Table
 
 from bench.chaos.naive import TASK
 from bench.chaos.naive import app as naive_app
-from bench.chaos.run import Killer, Outcome, reconcile, wait_replies
+from bench.chaos.run import LEASE_TTL, SWEEP_INTERVAL, Killer, Outcome, reconcile, wait_replies
+from bench.chaos.telegram import fake_api, run_telegram
 from bench.common import Services, machine_info, post_all, write_settings
 from botcore.keys import KeyBuilder
 from botcore.message import ConversationKey
 from botcore.testing.stack import wait_until
-
-LEASE_TTL = 3.0
-SWEEP_INTERVAL = 0.5
 
 
 def _plan(messages: int, conversations: int) -> list[int]:
@@ -150,22 +152,33 @@ async def run_naive(services: Services, args: argparse.Namespace,
 
 
 def _table(results: dict[str, Outcome]) -> Table:
-    table = Table(title="kill chaos: a worker's process group SIGKILLed periodically")
-    for col in ("run", "msgs", "kills", "skipped", "lost", "dup", "reordered", "re-exec", "time s",
+    table = Table(title="kill chaos: a worker's process group SIGKILLed periodically "
+                  "(lost/dup/reordered count messages, or parts of split answers)")
+    for col in ("run", "msgs", "parts", "kills", "skipped", "lost", "dup", "dup/kill",
+                "max dup/answer", "dup>re-runs", "sends@kills", "reordered", "re-exec", "time s",
                 "msg/s", "stopped by"):
         table.add_column(col, justify="right")
     for name, o in results.items():
-        table.add_row(name, str(o.messages), str(o.kills), str(o.skipped_kills), str(o.lost),
-                      str(o.duplicated),
+        telegram = name.startswith("telegram")
+        table.add_row(name, str(o.messages), str(o.parts), str(o.kills), str(o.skipped_kills),
+                      str(o.lost), str(o.duplicated), f"{o.dup_per_kill:.2f}",
+                      str(o.dup_max_answer), str(o.over_one_per_cut) if telegram else "-",
+                      str(o.in_flight_at_kills) if telegram else "-",
                       str(o.reordered), str(o.reexecuted), f"{o.elapsed:.1f}",
                       f"{o.throughput:.0f}", o.stopped_by)
     return table
 
 
-def _args() -> argparse.Namespace:
+def _args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--channel", choices=("web", "telegram"), default="web",
+                        help="telegram: Telegram runs (1 and 3 messages per answer) + web")
+    parser.add_argument("--messages", type=int, default=None,
+                        help="web run (default 10,000; 2,000 with --channel telegram)")
+    parser.add_argument("--tg-messages", type=int, default=1_200)
+    parser.add_argument("--tg-long-messages", type=int, default=300,
+                        help="answers split in 3 messages; 0: skip that run")
     parser.add_argument("--baseline-messages", type=int, default=2_000)
     parser.add_argument("--conversations", type=int, default=100)
     parser.add_argument("--kill-every", type=float, default=2.0, help="seconds; 0: no kills")
@@ -176,26 +189,47 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=LEASE_TTL + 2 * SWEEP_INTERVAL)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--quick", action="store_true", help="1,000 / 300 messages")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.messages is None:
+        args.messages = 2_000 if args.channel == "telegram" else 10_000
     if args.quick:
         args.messages, args.baseline_messages, args.stall = 1_000, 300, 12.0
+        args.tg_messages, args.tg_long_messages = 300, 100
     return args
 
 
 async def _main(args: argparse.Namespace, console: Console) -> dict[str, Outcome]:
     results: dict[str, Outcome] = {}
     with Services("chaos") as services:
+        if args.channel == "telegram":
+            return await _telegram(services, args, console)
         if not args.no_baseline:
             results["naive"] = await run_naive(services, args, console)
-        results["botcore"] = await run_durable(services, args,
-                                                                        console)
+        results["botcore"] = await run_durable(services, args, console)
     return results
 
 
-def main() -> None:
-    """Run the baseline, then the durable pipeline, and print both."""
-    args = _args()
-    console = Console(width=max(Console().width, 110))
+async def _telegram(services: Services, args: argparse.Namespace,
+                    console: Console) -> dict[str, Outcome]:
+    """The web channel (baseline), then Telegram with 1-message and 3-message answers."""
+    results: dict[str, Outcome] = {}
+    if not args.no_baseline:
+        results["web"] = await run_durable(services, args, console)
+    api_base = fake_api(services)
+    results["telegram"] = await run_telegram(
+        services, args, console, api_base=api_base,
+        plan=_plan(args.tg_messages, args.conversations), long=False)
+    if args.tg_long_messages:
+        results["telegram-3part"] = await run_telegram(
+            services, args, console, api_base=api_base,
+            plan=_plan(args.tg_long_messages, args.conversations), long=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict[str, Outcome]:
+    """Run the baseline, then the durable pipeline(s), print and return the outcomes."""
+    args = _args(argv)
+    console = Console(width=max(Console().width, 150))
     console.print(machine_info())
     results = asyncio.run(_main(args, console))
     console.print(_table(results))
@@ -205,9 +239,19 @@ def main() -> None:
                           "repeat the same reply id (a re-send after a kill inside the send)")
         if outcome.lost_examples:
             console.print(f"{name}: lost e.g. {', '.join(outcome.lost_examples[:5])}")
-    durable = results["botcore"]
-    goal = durable.lost == durable.duplicated == durable.reordered == 0
-    console.print(f"goal 0 lost / 0 dup / 0 reordered: {'met' if goal else 'MISSED'}")
+    for name, o in results.items():
+        if name.startswith("telegram"):
+            what = "parts" if o.parts > 1 else "answers"
+            console.print(f"{name}: {o.duplicated} duplicated {what} in {o.kills} kills "
+                          f"({o.in_flight_at_kills} sendMessage calls in flight at the kills, "
+                          f"both workers); at most {o.dup_max_answer} duplicated in one answer; "
+                          f"{o.over_one_per_cut} answers with more duplicated {what} than "
+                          "re-runs of their turn")
+    if "botcore" in results:
+        durable = results["botcore"]
+        goal = durable.lost == durable.duplicated == durable.reordered == 0
+        console.print(f"goal 0 lost / 0 dup / 0 reordered: {'met' if goal else 'MISSED'}")
+    return results
 
 
 if __name__ == "__main__":

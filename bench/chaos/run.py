@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 
 from bench.common import Services
 
-__all__ = ["Killer", "Outcome", "reconcile", "wait_replies"]
+__all__ = ["LEASE_TTL", "SWEEP_INTERVAL", "Killer", "Outcome", "reconcile", "wait_replies"]
+
+#: ``ingress.lease_ttl`` and ``ingress.sweep_interval`` of the durable runs, seconds.
+LEASE_TTL = 3.0
+SWEEP_INTERVAL = 0.5
 
 
 @dataclass
@@ -28,14 +34,26 @@ class Outcome:
     kills: int = 0
     skipped_kills: int = 0
     reexecuted: int = 0
+    parts: int = 1
+    dup_max_answer: int = 0
+    in_flight_at_kills: int = 0
+    over_one_per_cut: int = 0
+    dup_by_answer: Counter[tuple[str, int]] = field(default_factory=Counter)
     elapsed: float = 0.0
     stopped_by: str = "all replied"
     lost_examples: list[str] = field(default_factory=list)
 
     @property
     def throughput(self) -> float:
-        """Distinct replies per second of the run."""
-        return (self.replies - self.duplicated) / self.elapsed if self.elapsed else 0.0
+        """Distinct answers (all their parts counted once) per second of the run."""
+        if not self.elapsed:
+            return 0.0
+        return (self.replies - self.duplicated) / self.parts / self.elapsed
+
+    @property
+    def dup_per_kill(self) -> float:
+        """Duplicated replies (or parts) per kill."""
+        return self.duplicated / self.kills if self.kills else 0.0
 
 
 class Killer:
@@ -56,6 +74,7 @@ class Killer:
         self.ready = ready
         self.kills = 0
         self.skipped = 0
+        self.kill_times: list[float] = []  # wall clock, to compare with a fake's call log
         self._task: asyncio.Task[None] | None = None
 
     def __enter__(self) -> Killer:
@@ -79,25 +98,36 @@ class Killer:
                 self.skipped += 1
                 continue
             self.workers.remove(victim)
+            self.kill_times.append(time.time())
             await asyncio.to_thread(self.services.kill, victim)
             self.kills += 1
             self.workers.append(self.start())
 
 
-async def _count(redis: Redis, keys: list[str]) -> int:
+async def _count(redis: Redis, keys: list[str], distinct: bool) -> int:
     pipe = redis.pipeline(transaction=False)
     for key in keys:
-        pipe.xlen(key)
-    return sum(await pipe.execute())
+        if distinct:
+            pipe.xrange(key)
+        else:
+            pipe.xlen(key)
+    results = await pipe.execute()
+    if not distinct:
+        return sum(results)
+    return sum(len({seq for seq, _ in _texts(entries) if seq >= 0}) for entries in results)
 
 
 async def wait_replies(redis: Redis, keys: list[str], expected: int, stall: float,
-                       limit: float) -> str:
-    """Wait until ``expected`` replies exist, no new one came for ``stall`` s, or ``limit``."""
+                       limit: float, *, distinct: bool = False) -> str:
+    """Wait until ``expected`` replies exist, no new one came for ``stall`` s, or ``limit``.
+
+    ``distinct``: count distinct sequence numbers rather than stream entries (where
+    duplicates are expected, they must not end the wait before every reply came).
+    """
     started = last_change = time.monotonic()
     seen = -1
     while True:
-        count = await _count(redis, keys)
+        count = await _count(redis, keys, distinct)
         now = time.monotonic()
         if count >= expected:
             return "all replied"
@@ -110,7 +140,7 @@ async def wait_replies(redis: Redis, keys: list[str], expected: int, stall: floa
         await asyncio.sleep(0.2)
 
 
-def _texts(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[tuple[int, bytes]]:
+def _texts(entries: Any) -> list[tuple[int, bytes]]:
     """(sequence number, reply id) of each final message; an apology (a dead-lettered
     message: not a number) counts as -1, so that message shows up as lost."""
     return [(int(text) if text.isdigit() else -1, fields.get(b"id", b""))
@@ -120,9 +150,13 @@ def _texts(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[tuple[int, b
 
 async def reconcile(redis: Redis, outboxes: dict[str, str], per_conversation: list[int],
                     outcome: Outcome) -> Outcome:
-    """Count lost, duplicated and reordered replies (``outboxes``: conversation → key)."""
+    """Count lost, duplicated and reordered replies (``outboxes``: conversation → key).
+
+    With ``outcome.parts`` > 1, each answer is that many numbered replies (its parts,
+    ``parts * seq + k``); ``dup_max_answer`` is the most duplicated parts of one answer.
+    """
     for (conv, key), count in zip(outboxes.items(), per_conversation, strict=True):
-        seqs = _texts(await redis.xrange(key))
+        seqs = _texts(await redis.xrange(key) or [])
         outcome.replies += len(seqs)
         seen: dict[int, bytes] = {}
         highest = -1
@@ -132,6 +166,10 @@ async def reconcile(redis: Redis, outboxes: dict[str, str], per_conversation: li
             if seq in seen:
                 outcome.duplicated += 1
                 outcome.dup_same_id += bool(reply_id) and seen[seq] == reply_id
+                answer = (conv, seq // outcome.parts)
+                outcome.dup_by_answer[answer] += 1
+                outcome.dup_max_answer = max(outcome.dup_max_answer,
+                                             outcome.dup_by_answer[answer])
                 continue
             seen[seq] = reply_id
             if seq < highest:
