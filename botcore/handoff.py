@@ -22,6 +22,8 @@ from redis.asyncio import Redis
 from botcore.keys import KeyBuilder
 from botcore.message import InboundMessage, OutboundMessage
 from botcore.metrics import record_rating, stored_rating
+from botcore.sessions import HistoryEntry
+from botcore.sessions.redis import RedisSessionStore
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RATING_TTL", "SURVEY_TEXT", "HandoffDesk", "handoff_key", "handoff_router"]
 
+#: The ``name`` of a human agent's replies in the session history.
+AGENT_NAME = "human_agent"
 #: The satisfaction question sent when an agent releases a conversation.
 SURVEY_TEXT = ("本次人工服务已结束。请为客服的服务打分：回复 1-5（5 为非常满意）。/ The agent has "
                "finished. How satisfied are you? Reply with a number from 1 to 5 (5 = very).")
@@ -210,6 +214,12 @@ def handoff_router(api_key: str | None) -> "APIRouter":
             raise HTTPException(409, "no open handoff for this conversation")
         runtime: Runtime = request.app.state.runtime
         sent = await runtime.adapter_for(bot_id, out.conversation.channel).send(out)
+        # Into the conversation's history, in order, so the bot knows what the agent
+        # answered or promised once the conversation is back with it.
+        store = RedisSessionStore.from_settings(runtime.redis, runtime.keys,
+                                                runtime.settings.sessions)
+        await store.append(out.conversation, HistoryEntry(role="assistant", content=text,
+                                                          name=AGENT_NAME))
         return {"sent": True, "message_id": sent.message_id}
 
     @router.post("/{bot_id}/{conversation}/release")

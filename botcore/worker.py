@@ -29,9 +29,7 @@ def build_worker_state(settings: Settings, redis_url: str) -> WorkerState:
     pool = DrainPool(settings.worker.drains_per_process)
     runtime = Runtime.build(settings, redis_url=redis_url)
     pool.call(runtime.startup())
-    store = RedisSessionStore(runtime.redis, runtime.keys, ttl=settings.sessions.ttl,
-                              max_turns=settings.sessions.max_turns,
-                              max_tokens=settings.sessions.max_tokens)
+    store = RedisSessionStore.from_settings(runtime.redis, runtime.keys, settings.sessions)
     flows = GraphFlowRunner(runtime)
     turns = TurnRunner(runtime, store, flows)
     inbox = Inbox(runtime.redis, runtime.keys, dedupe_ttl=settings.ingress.dedupe_ttl,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 
 from botcore.keys import KeyBuilder
 from botcore.message import ConversationKey
 from botcore.sessions import HistoryEntry, Lease, trim_history
+
+if TYPE_CHECKING:
+    from botcore.settings import SessionSettings
 
 __all__ = ["RedisLease", "RedisSessionStore"]
 
@@ -71,6 +74,13 @@ class RedisSessionStore:
         self.ttl = ttl
         self.max_turns = max_turns
         self.max_tokens = max_tokens
+
+    @classmethod
+    def from_settings(cls, redis: Redis, keys: KeyBuilder,
+                      sessions: SessionSettings) -> RedisSessionStore:
+        """The store with the ``[sessions]`` limits (what workers and web routes use)."""
+        return cls(redis, keys, ttl=sessions.ttl, max_turns=sessions.max_turns,
+                   max_tokens=sessions.max_tokens)
 
     def _k(self, key: ConversationKey, part: str) -> str:
         return self._keys.session(key.id, part)

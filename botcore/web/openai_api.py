@@ -228,9 +228,8 @@ async def _seed(runtime: Runtime, conversation: ConversationKey, body: _ChatRequ
     entries = [HistoryEntry(role=m.role, content=m.text) for m in body.messages[:upto]
                if m.role in ("user", "assistant") and m.text]
     if entries:
-        sessions = runtime.settings.sessions
-        store = RedisSessionStore(runtime.redis, runtime.keys, ttl=sessions.ttl,
-                                  max_turns=sessions.max_turns, max_tokens=sessions.max_tokens)
+        store = RedisSessionStore.from_settings(runtime.redis, runtime.keys,
+                                                runtime.settings.sessions)
         if not await store.history(conversation):
             await store.append(conversation, *entries)
 

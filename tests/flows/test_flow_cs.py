@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 from botcore.app import BotApp
 from botcore.handoff import HandoffDesk, handoff_router
+from botcore.message import ConversationKey
+from botcore.sessions.redis import RedisSessionStore
 from botcore.testing import RecordingAdapter
 from flows.customer_service import HANDOFF_TEXT, THANKS
 from tests.flows.conftest import FakeRetriever, call, fake_model, passage
@@ -92,6 +94,11 @@ async def test_agent_routes_answer_through_the_channel(harness: Any) -> None:
                                  headers=auth)
         assert sent.status_code == 200
         assert adapter.texts == ["我是小王"]
+        history = await RedisSessionStore.from_settings(
+            runtime.redis, runtime.keys, runtime.settings.sessions).history(
+            ConversationKey(channel="web", bot_id="bot", chat_id="c1"))
+        last = history[-1]   # the bot will know what the agent said once it is back
+        assert (last.role, last.content, last.name) == ("assistant", "我是小王", "human_agent")
         shown = (await client.get("/handoff/bot/web:bot:c1", headers=auth)).json()
         assert [e["role"] for e in shown["transcript"]] == ["user", "agent"]
         assert (await client.post("/handoff/bot/web:bot:c1/release", headers=auth)
