@@ -211,7 +211,7 @@ class GraphFlowRunner:
                                 "of another tool", flow=name)
             own.add(tool.name)
             tools.append(tool)
-        return tools
+        return _allowed(tools, options.get("tools", ctx.bot.tools), name)
 
     async def _flow_context(self, name: str, ctx: TurnContext, options: dict[str, Any],
                             out: _LazyStream) -> FlowContext:
@@ -331,3 +331,16 @@ class GraphFlowRunner:
 
 async def _ignore(delta: str) -> None:
     return None
+
+
+def _allowed(tools: list[BaseTool], names: Any, flow: str) -> list[BaseTool]:
+    """Only the tools named in the allow-list (flow option ``tools`` or ``[bots.<id>]
+    tools``); None allows all. A name that matches no tool is a configuration mistake."""
+    if names is None:
+        return tools
+    wanted = [str(n) for n in names]
+    unknown = sorted(set(wanted) - {tool.name for tool in tools})
+    if unknown:
+        raise FlowError(f"tools {unknown} are in the bot's tool allow-list but no @app.tool "
+                        "or MCP server provides them (check the names)", flow=flow)
+    return [tool for tool in tools if tool.name in wanted]

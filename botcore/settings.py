@@ -150,6 +150,9 @@ class BotConfig(BaseModel):
         default_factory=dict,
         description="web-chat options (access_key, allowed_origins) that open a bot of "
                     "another channel to the web chat and the widget")
+    tools: list[str] | None = Field(
+        None, description="the tools (@app.tool and MCP) this bot's flows may call; None: "
+                          "all of them. Several bots sharing one app each get their own list")
 
     @field_validator("app")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from pydantic import Field
@@ -87,3 +88,31 @@ async def test_a_tool_error_then_a_malformed_call_still_gets_its_second_chance(
     h = harness(model, _app())
     assert await h.turn("prices?", AGENT) == "Prices are stale."
     assert "malformed" in str(model.seen[2][-1].content)
+
+
+class BoundFake(ToolsFake):
+    """Also records which tools the flow offered the model."""
+
+    bound: list[str] = Field(default_factory=list)
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        self.bound = [tool.name for tool in tools]
+        return self
+
+
+async def test_the_tool_allow_list_limits_what_the_model_is_offered(harness: Any) -> None:
+    model = BoundFake(responses=[calls("hours"), AIMessage("Open 9-18.")], seen=[])
+    h = harness(model, _app())
+    assert await h.turn("when are you open?", AGENT, tools=["hours"]) == "Open 9-18."
+    assert model.bound == ["hours"]
+    everything = BoundFake(responses=[AIMessage("Hi.")], seen=[])
+    await harness(everything, _app()).turn("hi", AGENT)
+    assert sorted(everything.bound) == ["hours", "prices", "stock"]
+
+
+async def test_an_allow_list_naming_no_tool_is_a_clear_error(harness: Any) -> None:
+    from botcore.errors import FlowError
+
+    h = harness(BoundFake(responses=[AIMessage("never")], seen=[]), _app())
+    with pytest.raises(FlowError, match=r"\['refund'\].*allow-list"):
+        await h.turn("refund me", AGENT, tools=["hours", "refund"])
