@@ -58,7 +58,30 @@ def build_event_handler(on_event: OnEvent) -> Any:
     builder = lark.EventDispatcherHandler.builder("", "")
     for event_type in HANDLED_EVENT_TYPES:
         builder = builder.register_p2_customized_event(event_type, on_plain)
-    return builder.register_p2_card_action_trigger(on_card).build()
+    handler = builder.register_p2_card_action_trigger(on_card).build()
+    return _ack_unknown_events(handler)
+
+
+def _ack_unknown_events(handler: Any) -> Any:
+    """Acknowledge (and drop) event types nobody handles, instead of lark-oapi's "processor
+    not found" error, which Feishu answers by pushing the event again and again. The webhook
+    path does the same: an event the parser does not know is accepted and ignored."""
+    from lark_oapi.core.exception import EventException
+
+    dispatch = handler._do_without_validation
+
+    def do_without_validation(payload: bytes) -> Any:
+        try:
+            return dispatch(payload)
+        except EventException as exc:
+            if "processor not found" not in str(exc):
+                raise
+            log.info("feishu event type not handled; acknowledged and dropped: %s",
+                     str(exc)[:120])
+            return None
+
+    handler._do_without_validation = do_without_validation
+    return handler
 
 
 def bridge(loop: asyncio.AbstractEventLoop,

@@ -174,3 +174,23 @@ async def test_card_action_over_the_long_connection(make_adapter: MakeAdapter) -
     assert ack["code"] == 200
     assert [(m.event_type, m.event_data["value"]) for m in stored] == [
         ("card_action", {"action": "yes"})]
+
+
+async def test_unhandled_event_types_are_acked_not_pushed_again(
+        make_adapter: MakeAdapter) -> None:
+    """lark-oapi answers an event type without a processor with an error, and Feishu then
+    pushes it again and again: botcore acknowledges and drops it, as the webhook does."""
+    adapter = make_adapter(mode="long_connection")
+    stored: list[InboundMessage] = []
+
+    async def ingest(message: InboundMessage) -> bool:
+        stored.append(message)
+        return True
+
+    payload = {"schema": "2.0",
+               "header": {"event_id": "ev-upd", "token": "", "create_time": "1",
+                          "event_type": "im.chat.updated_v1"},
+               "event": {"chat_id": "oc_1"}}
+    ack = await deliver_frame(adapter, payload, ingest)
+    assert ack["code"] == 200
+    assert stored == []
