@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 from botcore.context import TurnContext
+from botcore.message import EventType
 
 __all__ = ["DispatchResult", "dispatch"]
 
@@ -35,6 +36,9 @@ async def dispatch(ctx: TurnContext) -> DispatchResult:
             result = DispatchResult.HANDLED
             await handler(ctx)
             return
+        if await _default_answer(ctx):
+            result = DispatchResult.HANDLED
+            return
         addressed = ctx.message.chat_type == "private" or ctx.message.mentioned
         if app.default_flow_name and ctx.message.kind == "message" and addressed:
             result = DispatchResult.FLOW
@@ -57,6 +61,17 @@ async def dispatch(ctx: TurnContext) -> DispatchResult:
             raise
         return DispatchResult.FAILED_HANDLED
     return result
+
+
+async def _default_answer(ctx: TurnContext) -> bool:
+    """An ``unsupported`` event nobody handles gets the adapter's polite answer, if any."""
+    message = ctx.message
+    reply = message.event_data.get("reply")
+    if (message.kind != "event" or message.event_type != EventType.UNSUPPORTED
+            or not isinstance(reply, str) or not reply):
+        return False
+    await ctx.reply(reply)
+    return True
 
 
 def _bind(middleware: Callable[[TurnContext, Callable[[], Awaitable[None]]], Awaitable[None]],

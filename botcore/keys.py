@@ -84,11 +84,6 @@ class KeyBuilder:
         """Replay guard for a signed request's nonce."""
         return f"{self.prefix}:nonce:{channel}:{nonce}"
 
-    def once(self, channel: str, bot_id: str, name: str) -> str:
-        """A marker that something an adapter does outside the pipeline happened once
-        (e.g. DingTalk's polite answer to a message type the bot cannot read)."""
-        return f"{self.prefix}:once:{channel}:{bot_id}:{name}"
-
     def channel_state(self, channel: str, bot_id: str, name: str) -> str:
         """Short-lived state an adapter keeps between callbacks (e.g. WeCom AI-bot streams)."""
         return f"{self.prefix}:chan:{channel}:{bot_id}:{name}"

@@ -51,6 +51,10 @@ class EventType(StrEnum):
     MEMBER_LEFT = "member_left"
     BOT_ADDED = "bot_added"        # the bot was added to a group
     BOT_REMOVED = "bot_removed"
+    #: a message the bot cannot read (a file, a voice note without transcript...). If no
+    #: ``@app.event("unsupported")`` handler takes it and the adapter put a polite answer in
+    #: ``event_data["reply"]``, botcore sends that answer (through the durable pipeline).
+    UNSUPPORTED = "unsupported"
 
 
 ChatType = Literal["private", "group"]

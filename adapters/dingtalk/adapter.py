@@ -8,9 +8,11 @@ HTTP mode accepts two kinds of callbacks on ``/webhooks/dingtalk/<bot_id>``:
   ``nonce`` in the query), when ``aes_key`` and ``token`` are set; ``check_url`` is answered
   at once with the encrypted ``"success"``.
 
-Messages the bot cannot read (``readable_types``) are answered with ``unsupported_text``
-once per ``msgId`` (``unsupported = "reply"``), or handed to the app as an ``unsupported``
-event (``"event"``), or dropped (``"ignore"``).
+Messages the bot cannot read (``readable_types``) become ``unsupported`` events that go
+through the durable pipeline like any message: with ``unsupported = "reply"`` they carry
+``unsupported_text`` as ``event_data["reply"]``, which botcore sends unless an
+``@app.event("unsupported")`` handler takes the event; with ``"event"`` only the app decides;
+``"ignore"`` drops them.
 
 Replays: DingTalk's ``sign`` covers only the timestamp (not the body), so two genuine
 messages signed in the same millisecond, and a redelivery after a failed durable write, carry
@@ -22,8 +24,6 @@ processed twice.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -105,16 +105,13 @@ class DingTalkAdapter:
         self.client = DingTalkClient(deps.http, deps.redis, deps.keys, self.config,
                                      clock=lambda: self.clock())
 
-        self._courtesy: set[asyncio.Task[None]] = set()
 
     async def startup(self) -> None:
         """Nothing to open: the HTTP client and Redis are shared."""
         log.info("dingtalk bot %s ready (mode=%s)", self.bot.id, self.config.mode)
 
     async def shutdown(self) -> None:
-        """Let polite answers still in flight finish (at most 10 s)."""
-        if self._courtesy:
-            await asyncio.wait(set(self._courtesy), timeout=10)
+        """Nothing to close."""
 
     # inbound ---------------------------------------------------------------------------
     async def handle_webhook(self, request: WebhookRequest) -> WebhookOutcome:
@@ -144,40 +141,18 @@ class DingTalkAdapter:
     def parse(self, payload: Mapping[str, Any]) -> InboundMessage | None:
         """The one parser of robot messages (HTTP body or Stream frame data).
 
-        Returns what goes to the app, or None. With ``unsupported = "reply"`` a message the
-        bot cannot read is answered with ``unsupported_text`` (once per ``msgId``, after
-        this returns) and not handed to the app.
+        Returns what goes into the inbox, or None. With ``unsupported = "reply"`` a message
+        the bot cannot read is an ``unsupported`` event whose ``event_data["reply"]`` is
+        ``unsupported_text``: botcore answers it (once, like any message) unless the app
+        handles the event itself.
         """
         cfg = self.config
         msg = to_inbound(payload, self.bot.id, readable=cfg.readable_types,
                          unsupported="ignore" if cfg.unsupported == "ignore" else "event")
         if msg is not None and msg.event_type == "unsupported" and cfg.unsupported == "reply":
-            task = asyncio.create_task(self._answer_unsupported(msg))
-            self._courtesy.add(task)
-            task.add_done_callback(self._courtesy.discard)
-            return None
+            data = {**msg.event_data, "reply": cfg.unsupported_text}
+            return msg.model_copy(update={"event_data": data})
         return msg
-
-    async def _answer_unsupported(self, msg: InboundMessage) -> None:
-        """Send the polite answer once per ``msgId`` (replays and redeliveries included).
-
-        Runs after the callback was acknowledged, so the acknowledgement never waits for
-        DingTalk. A failed send forgets the marker (a redelivery may try again) and is
-        logged by ``msgId`` only.
-        """
-        marker = self.deps.keys.once(CHANNEL, self.bot.id, f"unsupported:{msg.event_id}")
-        try:
-            if not await self.deps.redis.set(marker, b"1", nx=True, ex=86_400):
-                return
-            await self.client.send(OutboundMessage(
-                conversation=msg.conversation, text=self.config.unsupported_text,
-                reply_to=msg.message_id, context=msg.platform,
-                idempotency_key=f"unsupported:{msg.dedupe_key}"))
-        except Exception as exc:
-            log.warning("dingtalk: polite answer to unsupported msgId %s not sent (%s)",
-                        msg.event_id, type(exc).__name__)
-            with contextlib.suppress(Exception):
-                await self.deps.redis.delete(marker)
 
     def _robot_messages(self, payload: Mapping[str, Any]) -> tuple[InboundMessage, ...]:
         try:
