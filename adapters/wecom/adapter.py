@@ -23,6 +23,7 @@ from botcore.channel import (
     Accepted,
     AdapterDeps,
     Challenge,
+    IngestFn,
     MessageStream,
     Rejected,
     WebhookOutcome,
@@ -45,6 +46,7 @@ from ._text import split_utf8
 from .api import AIBOT_LIMIT, AiBotReplier, WeComClient
 from .crypto import WXBizMsgCrypt
 from .errors import CHANNEL, WeComError
+from .kf import KF_EVENT, KfSync, send_kf
 from .models import AiBotCallback, WeComConfig
 
 __all__ = ["WeComAdapter"]
@@ -75,6 +77,8 @@ def load_config(bot: BotConfig) -> WeComConfig:
     if missing:
         raise ConfigError(f"bots.{bot.id}.{missing[0]}",
                           f"a value (required when mode = {config.mode!r})", "nothing")
+    if config.kf and config.mode != "app":
+        raise ConfigError(f"bots.{bot.id}.kf", "false unless mode = 'app'", "true")
     return config
 
 
@@ -111,6 +115,8 @@ class WeComAdapter:
                                         _need(cfg.aibot_encoding_aes_key).get_secret_value(), "")
         self.replier = AiBotReplier(deps.http, deps.redis, deps.keys, bot.id, cfg.api_base)
         self.ledger = DeliveryLedger(deps.redis, deps.keys, CHANNEL)
+        self.kf: KfSync | None = (KfSync(self.client, deps.redis, deps.keys, bot.id)
+                                  if cfg.kf and self.client is not None else None)
 
     async def startup(self) -> None:
         """Nothing to open: the token is fetched lazily by the first send."""
@@ -155,10 +161,35 @@ class WeComAdapter:
         plaintext = self._crypt.decrypt(encrypt)
         if self.config.mode == "app":
             fields = parse_xml(plaintext)
+            if fields.get("Event") == KF_EVENT and self.kf is not None:
+                return await self._kf_note(fields)
             message = build_app_message(self.bot_id, self.config.agent_id, parse_app(fields),
                                         fields)
             return Accepted((message,), ack_body="")
         return await self._aibot(parse_aibot(parse_json(plaintext)))
+
+    async def _kf_note(self, fields: dict[str, str]) -> Accepted:
+        """A kf callback carries no message: note "sync needed" for the listen loop."""
+        open_kfid = fields.get("OpenKfId", "")
+        if not open_kfid:
+            raise _reject("bad_payload", 400)
+        await self.kf_sync().notify(open_kfid, fields.get("Token", ""))
+        return Accepted((), ack_body="")
+
+    def kf_sync(self) -> KfSync:
+        """The kf sync state; ConfigError unless ``kf = true``."""
+        if self.kf is None:
+            raise ConfigError(f"bots.{self.bot_id}.kf", "true (and mode = 'app')", "false")
+        return self.kf
+
+    async def listen(self, ingest: IngestFn) -> None:
+        """WeChat Customer Service: work off the sync notes left by the webhook, reading
+        ``kf/sync_msg`` and ingesting each new user message before its cursor is stored.
+
+        Raises:
+            ConfigError: ``kf`` is not enabled (nothing to listen to).
+        """
+        await self.kf_sync().run(ingest)
 
     def _check_timestamp(self, timestamp: str) -> None:
         if not timestamp.isdigit() or len(timestamp) > 12:
@@ -230,6 +261,10 @@ class WeComAdapter:
         """
         if message.context.get("mode") == "aibot" or self.client is None:
             return await self._send_aibot(message, message.text)
+        if message.context.get("mode") == "kf":
+            ids = await send_kf(self.client, message)
+            return SendResult(message_id=(ids[-1] or None) if ids else None, parts=len(ids),
+                              extra={"msgids": ids, "via": "kf"})
         return await self._send_app(self.client, message)
 
     async def _send_app(self, client: WeComClient, message: OutboundMessage) -> SendResult:

@@ -38,6 +38,7 @@ class WeComConfig(BaseModel):
     aibot_encoding_aes_key: SecretStr | None = None
     replay_window: int = Field(300, ge=10, le=3600, description="seconds a timestamp is fresh")
     nonce_cache: bool = Field(False, description="reject a repeated nonce within the window")
+    kf: bool = Field(False, description="mode app: also serve WeChat Customer Service (微信客服)")
     member_limits: tuple[tuple[int, float], ...] = Field(
         ((30, 60.0), (1000, 3600.0)), min_length=1,
         description="(limit, seconds) windows of messages to one member (WeCom: 30/min, 1000/h)")
