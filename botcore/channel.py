@@ -144,7 +144,9 @@ class ChannelAdapter(Protocol):
 # Optional, for platforms with a long connection (Feishu WebSocket, DingTalk Stream,
 # Telegram getUpdates): ``async def listen(self, ingest: IngestFn) -> None`` runs until
 # cancelled, calls ``ingest`` for every message and acknowledges the platform only after
-# ``ingest`` returned. The worker-side runtime never calls it; ``botcore serve`` does.
+# ``ingest`` returned. The worker-side runtime never calls it; ``botcore serve`` does, when
+# the bot's ``mode`` is long_connection/stream/polling, or when the adapter has a true
+# ``listens`` attribute (a webhook bot that also pulls, like WeCom's WeChat Customer Service).
 #
 # Optional, for platforms with a "typing…" signal (Telegram sendChatAction):
 # ``def typing_indicator(self, message: OutboundMessage) -> AbstractAsyncContextManager[Any]``

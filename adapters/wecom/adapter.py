@@ -182,6 +182,11 @@ class WeComAdapter:
             raise ConfigError(f"bots.{self.bot_id}.kf", "true (and mode = 'app')", "false")
         return self.kf
 
+    @property
+    def listens(self) -> bool:
+        """``botcore serve`` runs :meth:`listen` for this bot: only with ``kf = true``."""
+        return self.kf is not None
+
     async def listen(self, ingest: IngestFn) -> None:
         """WeChat Customer Service: work off the sync notes left by the webhook, reading
         ``kf/sync_msg`` and ingesting each new user message before its cursor is stored.

@@ -78,7 +78,10 @@ def _start_listeners(runtime: Runtime, ingress: Ingress) -> list[asyncio.Task[An
     for bot_id, adapter in runtime.adapters.items():
         listen = getattr(adapter, "listen", None)
         mode = runtime.settings.bots[bot_id].options.get("mode", "")
-        if listen is not None and mode in {"long_connection", "stream", "polling"}:
+        # An adapter says whether this bot needs its loop (``listens``: WeCom's WeChat
+        # Customer Service pulls messages next to a webhook); else the mode decides.
+        wanted = getattr(adapter, "listens", mode in {"long_connection", "stream", "polling"})
+        if listen is not None and wanted:
             log.info("starting long connection", bot=bot_id, mode=mode)
             tasks.append(asyncio.create_task(supervise(bot_id, listen, ingress.ingest),
                                              name=f"listen-{bot_id}"))
