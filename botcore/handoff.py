@@ -9,7 +9,9 @@ When the agent releases the conversation, the release sends the satisfaction que
 1-5 reply is stored with :meth:`HandoffDesk.rate` under ``KeyBuilder.feedback``.
 
 Redis: ``handoff:{conv}`` hash (status, bot, last inbound message), ``handoff:{conv}:log``
-list (the transcript for the agent), ``handoff:open:{bot}`` set of open conversations.
+list (the transcript for the agent), ``handoff:open:{bot}`` set of open conversations,
+``handoff:{conv}:notified`` (the agents were told about this handoff: ``SET NX``, so a re-run
+turn does not tell them twice; see :mod:`botcore.handoff_notify`).
 """
 
 import hmac
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from redis.asyncio import Redis
 
+from botcore.handoff_notify import HandoffNotifier
 from botcore.keys import KeyBuilder
 from botcore.message import InboundMessage, OutboundMessage
 from botcore.metrics import record_rating, stored_rating
@@ -60,19 +63,32 @@ class HandoffDesk:
         redis: asyncio Redis client.
         keys: the key builder.
         ttl: seconds an idle handoff is kept.
+        notifier: tells the agents' webhooks when a handoff opens (None: nobody is told).
     """
 
-    def __init__(self, redis: Redis, keys: KeyBuilder, *, ttl: int = 7 * 86_400) -> None:
+    def __init__(self, redis: Redis, keys: KeyBuilder, *, ttl: int = 7 * 86_400,
+                 notifier: HandoffNotifier | None = None) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl = ttl
+        self.notifier = notifier
+
+    @classmethod
+    def for_runtime(cls, runtime: "Runtime") -> "HandoffDesk":
+        """The desk of a worker or web process: ``[handoff]`` ttl and notifications, the
+        runtime's HTTP client (a client per notification when the runtime has none)."""
+        settings = runtime.settings.handoff
+        notifier = HandoffNotifier(settings, getattr(runtime, "http", None))
+        return cls(runtime.redis, runtime.keys, ttl=settings.ttl, notifier=notifier)
 
     async def open(self, message: InboundMessage, reason: str = "", *,
                    survey: str = "") -> None:
         """Pause the conversation for an agent (idempotent) and log the user's message.
 
         ``survey``: the satisfaction question sent when the agent releases the conversation
-        (empty: none).
+        (empty: none). Then the notifier (if any) tells the agents, once per handoff: a
+        re-run of the turn finds the ``notified`` marker and sends nothing. A notification
+        that fails is logged, never raised.
         """
         conv = message.conversation.id
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -84,6 +100,14 @@ class HandoffDesk:
             pipe.sadd(handoff_key(self.keys, "open", message.bot_id), conv)
             await pipe.execute()
         await self.relay(message)
+        await self._notify(message, reason)
+
+    async def _notify(self, message: InboundMessage, reason: str) -> None:
+        if self.notifier is None or not self.notifier.targets:
+            return
+        marker = handoff_key(self.keys, message.conversation.id, "notified")
+        if await self.redis.set(marker, message.dedupe_key, nx=True, ex=self.ttl):
+            await self.notifier.opened(message, reason)
 
     async def relay(self, message: InboundMessage) -> None:
         """Store a user message for the agent (the bot does not answer it)."""
@@ -136,7 +160,8 @@ class HandoffDesk:
     async def close(self, conversation_id: str) -> None:
         """Forget a released handoff once the flow has resumed."""
         await self.redis.delete(handoff_key(self.keys, conversation_id),
-                                handoff_key(self.keys, conversation_id, "log"))
+                                handoff_key(self.keys, conversation_id, "log"),
+                                handoff_key(self.keys, conversation_id, "notified"))
 
     async def open_conversations(self, bot_id: str) -> list[str]:
         """Conversations of ``bot_id`` waiting for or talking to an agent."""

@@ -121,13 +121,71 @@ class LLMSettings(BaseModel):
 
 
 class HandoffSettings(BaseModel):
-    """Human handoff: the agents' API (``/handoff/...``)."""
+    """Human handoff: the agents' API (``/handoff/...``) and the agents' notifications.
+
+    ``notify`` lists webhooks told when a handoff opens (``[[handoff.notify]]`` tables, see
+    :mod:`botcore.handoff_notify`).
+    """
+
+    class NotifyTarget(BaseModel):
+        """One ``[[handoff.notify]]`` webhook: ``url``, ``format``, optional ``secret``."""
+
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+        url: SecretStr = Field(description="the webhook URL (it holds the robot's key)")
+        format: str = Field(description="wecom_robot | feishu_bot | dingtalk_robot | json")
+        secret: SecretStr | None = Field(None, description="signing secret (Feishu 签名校验, "
+                                         "DingTalk 加签, json HMAC header)")
+
+        @field_validator("url")
+        @classmethod
+        def _http_url(cls, value: SecretStr) -> SecretStr:
+            if not re.match(r"https?://[^/?#\s]+", value.get_secret_value()):
+                raise ValueError("expected an http(s) URL")
+            return value
+
+        @field_validator("format")
+        @classmethod
+        def _known_format(cls, value: str) -> str:
+            formats = ("wecom_robot", "feishu_bot", "dingtalk_robot", "json")
+            if value not in formats:
+                raise ValueError(f"expected one of {', '.join(formats)}")
+            return value
+
+        @field_validator("secret")
+        @classmethod
+        def _signing_format(cls, value: SecretStr | None, info: Any) -> SecretStr | None:
+            # Feishu signs in the body, DingTalk in the query, json in a header
+            if value is not None and info.data.get("format") == "wecom_robot":
+                raise ValueError("no secret: WeCom group robots do not sign (the key is in "
+                                 "the URL)")
+            return value
 
     model_config = ConfigDict(extra="forbid")
 
     api_key: SecretStr | None = Field(None, description="Bearer key of the agents' API; "
                                       "empty: the routes stay closed")
     ttl: int = Field(7 * 86_400, ge=60, description="seconds a handoff state is kept")
+    notify: list[HandoffSettings.NotifyTarget] = Field(
+        default_factory=list, description="webhooks told when a handoff opens")
+    notify_preview: int = Field(100, ge=0, le=500, description="characters of the user's "
+                                "last message in a notification; 0: none (it may be PII)")
+    notify_timeout: float = Field(10.0, gt=0, le=60, description="seconds for all attempts "
+                                  "(3 at most) of one notification")
+    agent_url: str | None = Field(None, description="link for agents, with {bot_id} and "
+                                  "{conversation_id}, e.g. https://desk.example.com/{bot_id}/"
+                                  "{conversation_id}")
+
+    @field_validator("agent_url")
+    @classmethod
+    def _agent_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                value.format(bot_id="b", conversation_id="c")
+            except (KeyError, IndexError, ValueError):
+                raise ValueError("expected a URL with only {bot_id} and {conversation_id} "
+                                 "placeholders") from None
+        return value
 
 
 class BotConfig(BaseModel):
