@@ -9,7 +9,8 @@ reads see its own points and the shared ones; writes and deletes touch exactly o
 Qdrant's local mode (``QdrantClient(path=...)``) locks its folder: one client per folder per
 process, and no second process. :class:`ClientPool` keeps that one client per location, and
 in local mode a :class:`~botcore.kb.local_index.LocalIndex` that answers searches with NumPy;
-every write through a repository invalidates what it can have changed in that index.
+every point write through a repository is applied to that index in place (a failed write, or
+a collection-wide one, invalidates what it can have changed).
 """
 
 from __future__ import annotations
@@ -151,15 +152,39 @@ class KBRepository:
         self._index = index
 
     @contextmanager
-    def _writing(self, *, everyone: bool = False) -> Iterator[None]:
-        """Hold the lock around a write; afterwards (even if it failed) invalidate the index."""
+    def _writing(
+        self, *, everyone: bool = False, ids: Sequence[models.ExtendedPointId] | None = None,
+        selector: models.Filter | None = None,
+    ) -> Iterator[None]:
+        """Hold the lock around a write and keep the local index in step with it.
+
+        A point write (``ids`` or ``selector``) that succeeded is applied to the index in
+        place; a failed write, or one of the whole collection (``everyone``), invalidates.
+        """
         with self._guard():
+            index = self._index
+            pending = None
+            if index is not None and not everyone and (ids is not None or selector is not None):
+                pending = index.before_write(self.collection, ids=ids, selector=selector)
             try:
                 yield
-            finally:
-                if self._index is not None:
-                    writer = None if everyone else (self.scope.tenant, self.scope.bot)
-                    self._index.invalidate(self.collection, writer)
+            except BaseException:
+                if index is not None:
+                    index.invalidate(self.collection, None if everyone else self._writer())
+                raise
+            if index is None:
+                return
+            if pending is None:
+                index.invalidate(self.collection, None if everyone else self._writer())
+                return
+            try:
+                index.after_write(pending)
+            except BaseException:
+                index.invalidate(self.collection)
+                raise
+
+    def _writer(self) -> tuple[str, str]:
+        return self.scope.tenant, self.scope.bot
 
     def _guard(self) -> AbstractContextManager[Any]:
         return self._lock if self._lock is not None else nullcontext()
@@ -228,7 +253,7 @@ class KBRepository:
                                              "bot": self.scope.bot}})
             for p in points
         ]
-        with self._writing():
+        with self._writing(ids=[p.id for p in stamped]):
             self._client.upsert(self.collection, points=stamped, wait=True)
 
     def documents(self) -> list[DocumentInfo]:
@@ -285,7 +310,7 @@ class KBRepository:
     def _delete(self, flt: models.Filter) -> None:
         if not self.exists():
             return
-        with self._writing():
+        with self._writing(selector=flt):
             self._client.delete(self.collection, points_selector=models.FilterSelector(filter=flt))
 
     def drop_collection(self) -> None:
