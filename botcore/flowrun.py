@@ -134,7 +134,7 @@ class GraphFlowRunner:
         self._fallbacks: list[BaseChatModel] = []
         self._model_built = False
         self._retrievers: dict[tuple[str, str, str], Any] = {}
-        self.desk = HandoffDesk(runtime.redis, runtime.keys, ttl=runtime.settings.handoff.ttl)
+        self.desk = HandoffDesk.for_runtime(runtime)
         self.usage = TokenUsage(runtime.redis, runtime.keys)
         self.task_time_limit = float(runtime.settings.worker.task_time_limit)
         self.model_budget = model_budget(self.task_time_limit)

@@ -47,7 +47,7 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 _APP_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_SECRET_KEY = re.compile(r"secret|key|token|passw|sign|aes|credential|auth",
+_SECRET_KEY = re.compile(r"secret|key|token|passw|sign|aes|credential|auth|url",
                          re.IGNORECASE)
 DEFAULT_CONFIG = "botcore.toml"
 _MASK = "**********"

@@ -25,7 +25,6 @@ from botcore.app import BotApp
 from botcore.context import TurnContext
 from botcore.errors import ConfigError
 from botcore.flowrun import GraphFlowRunner
-from botcore.handoff import HandoffDesk
 from botcore.keys import KeyBuilder
 from botcore.sessions import Session
 from botcore.sessions.memory import InMemorySessionStore
@@ -77,9 +76,7 @@ def make_harness(redis: Redis, notify: list[dict[str, Any]], **handoff: Any) -> 
     runtime = SimpleNamespace(redis=redis, keys=KeyBuilder(prefix="t"), settings=settings,
                               apps={"bot": app})
     runner = GraphFlowRunner(runtime)  # type: ignore[arg-type]
-    if runner.desk.notifier is None:  # until the runner builds its desk with for_runtime
-        runner.desk = HandoffDesk.for_runtime(runtime)  # type: ignore[arg-type]
-    assert runner.desk.notifier is not None
+    assert runner.desk.notifier is not None   # the worker's runner notifies by itself
     runner.desk.notifier.retry_wait = 0.01
     return Harness(runner, app, InMemorySessionStore(), FakeReplier())
 
@@ -194,6 +191,17 @@ def test_settings_validate_targets(target: dict[str, Any], field: str) -> None:
         load_settings(None, handoff={"notify": [target]})
     assert field in str(caught.value)
     assert "s3cret" not in str(caught.value)
+
+
+def test_a_malformed_url_is_not_echoed() -> None:
+    """A webhook URL carries its key (WeCom's ?key=..., DingTalk's access_token): a typo in
+    it must not print the key back."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, handoff={"notify": [
+            {"url": "htps//qyapi.weixin.qq.com/cgi-bin/webhook/send?key=wecom-secret-key",
+             "format": "wecom_robot"}]})
+    assert "handoff.notify.0.url" in str(caught.value)
+    assert "wecom-secret-key" not in str(caught.value)
 
 
 def test_settings_accept_the_documented_example() -> None:
