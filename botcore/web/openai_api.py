@@ -26,8 +26,11 @@ The answer is all the turn's replies. A turn without a reply (a message relayed 
 agent, a handler that answers nothing) is a 200 with empty content; no answer within the
 timeout is a 200 with an explanatory content: neither is retried by clients (the OpenAI SDKs
 and ChatBox retry 5xx, and each retry would be a new message). The non-standard
-``botcore_status`` field (``answered``, ``no_reply``, ``handoff``, ``timeout``) and the
-``X-Botcore-Status`` header of non-streaming answers tell them apart.
+``botcore_status`` field (``answered``, ``merged``, ``no_reply``, ``handoff``, ``timeout``)
+and the ``X-Botcore-Status`` header of non-streaming answers tell them apart. A message
+merged into an earlier one's turn (``ingress.merge_window``) gets that turn's answer
+(``merged``). Human-agent messages written since the conversation's previous request come
+first, as ``[agent] <text>`` (see :mod:`botcore.web.openai_pending`).
 
 An answer with sources (a RAG answer) carries them in a non-standard ``citations`` field:
 on ``choices[0].message`` of a completion, on the ``delta`` of the last (``finish_reason``)
@@ -52,14 +55,21 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from botcore.errors import ConfigError, IngressError
 from botcore.handoff import HandoffDesk
 from botcore.message import ConversationKey, InboundMessage, Sender
 from botcore.sessions import HistoryEntry, estimate_tokens
 from botcore.sessions.redis import RedisSessionStore
-from botcore.web.openai_turn import ClientText, Turn, TurnTimeout
+from botcore.web.openai_models import (
+    MAX_REQUEST_BYTES,
+    ApiError,
+    ChatRequest,
+    parse_request,
+    read_json,
+)
+from botcore.web.openai_pending import claim_agent_messages, preface
+from botcore.web.openai_turn import REPLY_SEPARATOR, ClientText, Turn, TurnTimeout
 from botcore.web.widget import origin_allowed
 from botcore.webchat import WebChatAdapter
 
@@ -72,106 +82,11 @@ __all__ = ["CONVERSATION_HEADER", "MAX_REQUEST_BYTES", "build_openai_router"]
 
 #: The header naming the conversation (else the ``user`` field; else derived).
 CONVERSATION_HEADER = "X-Botcore-Conversation"
-#: Request bodies above this size are answered 413.
-MAX_REQUEST_BYTES = 1024 * 1024
 #: The content of an answer that did not come in time (a 200: clients retry 5xx).
 TIMEOUT_TEXT = ("(No answer within {timeout:g} s: the bot is busy. Your message was received "
                 "and will be answered in this conversation; ask again in a moment.)")
 _HEADER_LIST = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+(\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$")
-_Status = Literal["answered", "no_reply", "handoff", "timeout"]
-
-
-class _ContentPart(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    type: str
-    text: str | None = None
-
-
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[_ContentPart] | None = None
-
-    @property
-    def text(self) -> str:
-        """The text of the message (text parts joined; images and the like are ignored)."""
-        if isinstance(self.content, list):
-            return "\n".join(p.text for p in self.content if p.type == "text" and p.text)
-        return self.content or ""
-
-
-class _StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    include_usage: bool = False
-
-
-class _ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    model: str = Field(min_length=1, max_length=128)
-    messages: list[_Message] = Field(min_length=1)
-    stream: bool = False
-    stream_options: _StreamOptions | None = None
-    user: str | None = Field(None, max_length=256)
-
-
-class ApiError(Exception):
-    """A client or server error, answered in the OpenAI error format."""
-
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = {"error": {"message": message, "type": type_, "param": param,
-                               "code": code}}
-
-    def response(self) -> JSONResponse:
-        """The error as a JSON response."""
-        return JSONResponse(self.body, status_code=self.status)
-
-
-def _param(loc: tuple[int | str, ...]) -> str:
-    """``("messages", 0, "role")`` → ``messages[0].role``."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
-
-
-async def _read_json(request: Request) -> dict[str, Any]:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-        raise ApiError(413, f"request body larger than {MAX_REQUEST_BYTES} bytes",
-                       code="request_too_large")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_REQUEST_BYTES:
-            raise ApiError(413, f"request body larger than {MAX_REQUEST_BYTES} bytes",
-                           code="request_too_large")
-    try:
-        data = json.loads(body)
-    except RecursionError:
-        raise ApiError(400, "the body is nested too deeply", param="body") from None
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "the body is not valid JSON", param="body") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object", param="body")
-    return data
-
-
-def _parse(data: dict[str, Any]) -> _ChatRequest:
-    try:
-        return _ChatRequest.model_validate(data)
-    except RecursionError:
-        raise ApiError(400, "the body is nested too deeply", param="body") from None
-    except ValidationError as exc:
-        first = exc.errors(include_input=False, include_url=False)[0]
-        param = _param(tuple(first["loc"]))
-        raise ApiError(400, f"invalid '{param}': {first['msg']}", param=param) from None
+_Status = Literal["answered", "merged", "no_reply", "handoff", "timeout"]
 
 
 def _bearer(request: Request) -> str:
@@ -201,7 +116,7 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
 
 
-def _conversation(request: Request, body: _ChatRequest, key: str) -> tuple[str, bool]:
+def _conversation(request: Request, body: ChatRequest, key: str) -> tuple[str, bool]:
     """The chat id (scoped by key) and whether the client named it."""
     named = request.headers.get(CONVERSATION_HEADER.lower()) or body.user
     if named:
@@ -211,7 +126,7 @@ def _conversation(request: Request, body: _ChatRequest, key: str) -> tuple[str, 
     return f"apih-{_digest(key, 'history', system, first)}", False
 
 
-def _last_user_text(body: _ChatRequest) -> tuple[int, str]:
+def _last_user_text(body: ChatRequest) -> tuple[int, str]:
     for index in range(len(body.messages) - 1, -1, -1):
         if body.messages[index].role == "user":
             text = body.messages[index].text
@@ -222,7 +137,7 @@ def _last_user_text(body: _ChatRequest) -> tuple[int, str]:
     raise ApiError(400, "messages must contain a user message", param="messages")
 
 
-async def _seed(runtime: Runtime, conversation: ConversationKey, body: _ChatRequest,
+async def _seed(runtime: Runtime, conversation: ConversationKey, body: ChatRequest,
                 upto: int) -> None:
     """Write the client's earlier turns into the session when it holds none."""
     entries = [HistoryEntry(role=m.role, content=m.text) for m in body.messages[:upto]
@@ -239,7 +154,7 @@ async def _last_entry_id(redis: Redis, key: str) -> str:
     return newest[0][0].decode() if newest else "0-0"
 
 
-async def _start_turn(request: Request, body: _ChatRequest, key: str) -> Turn:
+async def _start_turn(request: Request, body: ChatRequest, key: str) -> Turn:
     runtime: Runtime = request.app.state.runtime
     index, text = _last_user_text(body)
     chat_id, named = _conversation(request, body, key)
@@ -255,43 +170,53 @@ async def _start_turn(request: Request, body: _ChatRequest, key: str) -> Turn:
     )
     outbox = runtime.keys.web_outbox(conversation.id)
     turn = Turn(message, outbox, runtime.keys.inbox(conversation.id),
-                await _last_entry_id(runtime.redis, outbox))
+                await _last_entry_id(runtime.redis, outbox),
+                done_key=lambda envelope: runtime.keys.turn_done(conversation.id, envelope))
     try:
         await request.app.state.ingress.ingest(message)
     except IngressError:
         raise ApiError(503, "temporarily unable to store the message; retry",
                        type_="server_error", code="unavailable") from None
+    await turn.locate(runtime.redis)
+    turn.agent_messages = await claim_agent_messages(
+        runtime.redis, runtime.keys, conversation.id, body.model, outbox, turn.start)
     return turn
 
 
-async def _status(request: Request, turn: Turn, text: ClientText) -> _Status:
-    """How the turn ended (when it did): answered, no reply, or relayed to an agent."""
+async def _status(request: Request, turn: Turn, text: ClientText) -> tuple[_Status, str]:
+    """How the turn ended (when it did): answered, merged into an earlier message's turn
+    (then also the content that turn's replies add), no reply, or relayed to an agent."""
     if text.replies:
-        return "answered"
+        return "answered", ""
     runtime: Runtime = request.app.state.runtime
+    covering = await turn.covering(runtime.redis)
+    if covering is not None and (replies := await turn.replies_to(runtime.redis, covering)):
+        return "merged", "".join(text.feed(event) for event in replies)
     desk = HandoffDesk(runtime.redis, runtime.keys, ttl=runtime.settings.handoff.ttl)
     opened = await desk.status(turn.message.conversation.id) == "open"
-    return "handoff" if opened else "no_reply"
+    return ("handoff" if opened else "no_reply"), ""
 
 
-def _usage(body: _ChatRequest, answer: str) -> dict[str, int]:
+def _usage(body: ChatRequest, answer: str) -> dict[str, int]:
     prompt = sum(estimate_tokens(m.text) for m in body.messages if m.text)
     completion = estimate_tokens(answer)
     return {"prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion}
 
 
-async def _complete(request: Request, body: _ChatRequest, turn: Turn, timeout: float,
+async def _complete(request: Request, body: ChatRequest, turn: Turn, timeout: float,
                     cors: dict[str, str]) -> JSONResponse:
     redis: Redis = request.app.state.runtime.redis
     text = ClientText()
+    shown = text.lead(preface(turn.agent_messages))
     try:
         async for event in turn.events(redis, timeout):
             text.feed(event)
-        status = await _status(request, turn, text)
+        status, _ = await _status(request, turn, text)
         answer = text.answer
     except TurnTimeout:
         status, answer = "timeout", TIMEOUT_TEXT.format(timeout=timeout)
+    answer = REPLY_SEPARATOR.join(part for part in (shown, answer) if part)
     message: dict[str, Any] = {"role": "assistant", "content": answer, "refusal": None}
     if text.citations:
         message["citations"] = text.citations
@@ -304,7 +229,7 @@ async def _complete(request: Request, body: _ChatRequest, turn: Turn, timeout: f
     }, headers={"X-Botcore-Status": status, **cors})
 
 
-def _chunk(turn: Turn, body: _ChatRequest, delta: dict[str, Any],
+def _chunk(turn: Turn, body: ChatRequest, delta: dict[str, Any],
            finish: str | None = None, **extra: Any) -> bytes:
     payload = {
         "id": f"chatcmpl-{turn.message.event_id}", "object": "chat.completion.chunk",
@@ -316,20 +241,25 @@ def _chunk(turn: Turn, body: _ChatRequest, delta: dict[str, Any],
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
 
 
-async def _stream(request: Request, body: _ChatRequest, turn: Turn,
+async def _stream(request: Request, body: ChatRequest, turn: Turn,
                   timeout: float) -> AsyncIterator[bytes]:
     redis: Redis = request.app.state.runtime.redis
     yield _chunk(turn, body, {"role": "assistant", "content": ""})
     text = ClientText()
+    if shown := text.lead(preface(turn.agent_messages)):
+        yield _chunk(turn, body, {"content": shown})
     try:
         async for event in turn.events(redis, timeout):
             if content := text.feed(event):
                 yield _chunk(turn, body, {"content": content})
-        status: _Status = await _status(request, turn, text)
+        status, more = await _status(request, turn, text)
+        if more:
+            yield _chunk(turn, body, {"content": more})
         answer = text.answer
     except TurnTimeout:
         status, answer = "timeout", TIMEOUT_TEXT.format(timeout=timeout)
-        yield _chunk(turn, body, {"content": ("\n\n" if text.replies else "") + answer})
+        yield _chunk(turn, body, {"content": ("\n\n" if text.replies or shown else "") + answer})
+    answer = REPLY_SEPARATOR.join(part for part in (shown, answer) if part)
     last = {"citations": text.citations} if text.citations else {}
     yield _chunk(turn, body, last, "stop", botcore_status=status)
     if body.stream_options is not None and body.stream_options.include_usage:
@@ -413,7 +343,7 @@ def build_openai_router(*, timeout: float = 120.0) -> APIRouter:
             cors = _cors(request, _api_bots(runtime))
             key = _bearer(request)
             granted = _bots_for_key(runtime, key)
-            body = _parse(await _read_json(request))
+            body = parse_request(await read_json(request))
             if body.model not in granted:
                 raise ApiError(404, f"the model '{body.model}' does not exist or you do not "
                                "have access to it", param="model", code="model_not_found")

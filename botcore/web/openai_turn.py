@@ -12,22 +12,35 @@ and, when a reply's final text does not extend it, sends a rule (``---``) and th
 text (see ``docs/channels/web.md``). Trailing whitespace of a partial answer is held back,
 because final texts are often right-stripped before something is appended (the sources of a
 RAG answer).
+
+Merged turns: with ``ingress.merge_window``, a message that arrives while an earlier one of
+the same sender waits is merged into that one's turn, whose replies answer the earlier
+message. After ingesting, :meth:`Turn.locate` notes the messages ahead of this one in the
+inbox; when the turn ends without a reply of its own, :meth:`Turn.covering` tells whether the
+message had no turn of its own (the worker marks every message turn it ran with
+``keys.turn_done``) and which earlier message's turn covered it: that turn's replies are the
+answer (status ``merged``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from pydantic import ValidationError
+
+from botcore.ingress.inbox import Envelope
 from botcore.message import InboundMessage, OutboundMessage
+from botcore.web.openai_pending import reply_origin
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["REWRITE_SEPARATOR", "AnswerEvent", "ClientText", "Turn", "TurnTimeout"]
+__all__ = ["REPLY_SEPARATOR", "REWRITE_SEPARATOR", "AnswerEvent", "ClientText", "Turn",
+           "TurnTimeout"]
 
 #: Sent before a reply's whole final text when it does not extend what was streamed.
 REWRITE_SEPARATOR = "\n\n---\n\n"
@@ -57,11 +70,18 @@ class AnswerEvent:
 class Turn:
     """One request's message, and how to recognise its answer and its end."""
 
-    def __init__(self, message: InboundMessage, outbox: str, inbox: str, start: str) -> None:
+    def __init__(self, message: InboundMessage, outbox: str, inbox: str, start: str,
+                 done_key: Callable[[str], str] | None = None) -> None:
         self.message = message
         self.outbox = outbox
         self.inbox = inbox
         self.start = start
+        self.done_key = done_key
+        self.envelope_id: str | None = None
+        #: (envelope id, message id) of the sender's messages ahead of this one in the inbox.
+        self.ahead: list[tuple[str, str]] = []
+        #: Agent messages to put before the answer (see :mod:`botcore.web.openai_pending`).
+        self.agent_messages: list[str] = []
         self.stream_ids = {OutboundMessage.make_key(message.dedupe_key, index)
                            for index in range(_MAX_STREAMS + 1)}
 
@@ -70,6 +90,49 @@ class Turn:
         pending = cast(list[bytes], await redis.lrange(self.inbox, 0, -1))
         marker = self.message.event_id.encode()
         return not any(marker in entry for entry in pending)
+
+    async def locate(self, redis: Redis) -> None:
+        """Note this message's inbox entry and the sender's messages ahead of it (call after
+        ingesting; a message already popped had its own turn: merging needs it waiting)."""
+        ahead: list[tuple[str, str]] = []
+        for raw in cast(list[bytes], await redis.lrange(self.inbox, 0, -1)):
+            try:
+                entry = Envelope.model_validate_json(raw)
+            except ValidationError:
+                continue
+            if entry.message.event_id == self.message.event_id:
+                self.envelope_id, self.ahead = entry.id, ahead
+                return
+            if (entry.message.kind == "message"
+                    and entry.message.sender.id == self.message.sender.id):
+                ahead.append((entry.id, entry.message.message_id or ""))
+
+    async def covering(self, redis: Redis) -> str | None:
+        """The message id of the earlier message whose turn covered this one (merged into
+        it), or None (this message had its own turn, or nothing tells)."""
+        if self.done_key is None or self.envelope_id is None or not self.ahead:
+            return None
+        names = [self.done_key(self.envelope_id), *(self.done_key(e) for e, _ in self.ahead)]
+        done = await redis.mget(names)
+        if done[0] is not None:
+            return None
+        for (_, message_id), flag in zip(reversed(self.ahead), reversed(done[1:]), strict=True):
+            if flag is not None:
+                return message_id  # the latest message that had a turn: the merged batch's head
+        return None
+
+    async def replies_to(self, redis: Redis, message_id: str) -> list[AnswerEvent]:
+        """The bot's replies to ``message_id`` written since this request started."""
+        low = f"({self.start}" if self.start != "0-0" else "-"
+        entries = cast(list[tuple[bytes, dict[bytes, bytes]]],
+                       await redis.xrange(self.outbox, min=low, max="+"))
+        found = []
+        for _id, raw in entries:
+            fields = {k.decode(): v.decode() for k, v in raw.items()}
+            event = self._event(fields, message_id)
+            if event is not None and event.kind == "message":
+                found.append(event)
+        return found
 
     async def events(self, redis: Redis, timeout: float) -> AsyncIterator[AnswerEvent]:
         """Yield the turn's partial answers and replies until the turn is over.
@@ -100,9 +163,10 @@ class Turn:
             if over and not read:
                 return
 
-    def _event(self, fields: dict[str, str]) -> AnswerEvent | None:
+    def _event(self, fields: dict[str, str], reply_to: str = "") -> AnswerEvent | None:
         kind = fields.get("type")
-        if kind == "message" and fields.get("reply_to") == self.message.message_id:
+        if (kind == "message" and fields.get("reply_to") == (reply_to or self.message.message_id)
+                and reply_origin(fields, self.message.bot_id) != "agent"):
             return AnswerEvent("message", fields.get("text", ""), fields.get("stream_id", ""),
                                _citations(fields.get("citations")))
         if kind == "delta" and fields.get("stream_id") in self.stream_ids:
@@ -145,6 +209,10 @@ class ClientText:
         out = (REPLY_SEPARATOR if new_reply and self._shown else "") + text
         self._shown = True
         return out
+
+    def lead(self, text: str) -> str:
+        """Send ``text`` before the turn's replies (they follow after a blank line)."""
+        return self._emit(text, new_reply=True)
 
     def feed(self, event: AnswerEvent) -> str:
         """The content to send for ``event`` (``""``: nothing)."""
