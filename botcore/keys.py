@@ -121,6 +121,10 @@ class KeyBuilder:
         """A live worker's heartbeat key (tests and benchmarks wait on it)."""
         return f"{self.prefix}:worker:{worker_id}"
 
+    def api_cursor(self, conversation_id: str) -> str:
+        """The last reply-stream id the OpenAI API checked for agent messages."""
+        return self._conv("apicursor", conversation_id)
+
     def kb_job(self, job_id: str) -> str:
         """A knowledge-base job handed to the worker (state and report as JSON)."""
         return f"{self.prefix}:kbjob:{job_id}"

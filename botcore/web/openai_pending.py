@@ -57,9 +57,8 @@ return prev or false
 
 
 def _cursor_key(keys: KeyBuilder, conversation_id: str) -> str:
-    """The conversation's cursor (a key family of its own, built on ``keys.prefix`` until
-    :class:`~botcore.keys.KeyBuilder` has one; hash-tagged like the conversation's keys)."""
-    return f"{keys.prefix}:apicursor:{{{conversation_id}}}"
+    """The conversation's cursor: ``KeyBuilder.api_cursor``."""
+    return keys.api_cursor(conversation_id)
 
 
 def _stream_id(raw: str) -> tuple[int, int]:
