@@ -11,7 +11,10 @@
 3. Retrieval through ``make_retriever`` (tenant t1, bot x) on the default path (local mode's
    process-local NumPy index, ``kb.local_index = true``) and on Qdrant's own filtered scan
    (``local_index = false``; at 50k only on the first 10 questions, it is slow). "First query
-   after a write" is the index's cold query: it scrolls the scope and the IDF statistics.
+   after a write (rebuild)" is the index's cold query: it scrolls the scope and the IDF
+   statistics (now only at start-up, or after a failed or collection-wide write). "Incremental"
+   is the first query after a 20-chunk upsert into the reader's tenant, and after its delete,
+   with the index built (each write applied in place); "write ms" is each write's own time.
 4. Baseline measured in the same run: dense-only brute force in numpy over the same vectors
    with the same tenant mask (query embedding included). Ratios are ours / baseline.
 """
@@ -140,7 +143,33 @@ async def bench_scale(resources: KBResources, folder: Path, n: int,
     for name, (run, asked) in runs.items():
         first, p50, p99 = await _latencies(run, asked)
         out[f"{name} first"], out[f"{name} p50"], out[f"{name} p99"] = first, p50, p99
+    await _after_write(resources, settings, vectors, texts, runs["index hybrid"][0],
+                       questions[1], out)
     return out
+
+
+async def _after_write(resources: KBResources, settings: KBSettings, vectors: np.ndarray,
+                       texts: list[str], run: Callable[[str], Awaitable[object]],
+                       question: str, out: dict[str, float]) -> None:
+    """A 20-chunk document written into the reader's tenant (shared bot), then deleted, with
+    the index built: each write is applied to it in place, so the next query does not rebuild.
+    """
+    repo = resources.repository(settings, "bench", Scope("t1"))
+    sparse = resources.keywords(settings)
+    points = [models.PointStruct(
+        id=repo.point_id("new", "h", i), payload={"text": texts[i], "source": "new",
+                                                  "doc_hash": "h", "position": i},
+        vector={"dense": vectors[i].tolist(), "bm25": sparse.document(texts[i])})
+        for i in range(20)]
+    writes: list[tuple[str, Callable[[], None]]] = [
+        ("upsert", lambda: repo.upsert(points)), ("delete", lambda: repo.delete_source("new"))]
+    for label, write in writes:
+        start = time.perf_counter()
+        write()
+        out[f"{label} ms"] = (time.perf_counter() - start) * 1000
+        start = time.perf_counter()
+        await run(question)
+        out[f"after {label} first"] = (time.perf_counter() - start) * 1000
 
 
 async def bench_answerability(resources: KBResources, folder: Path) -> None:
@@ -179,9 +208,11 @@ async def main(sizes: list[int], ingest_rows: int) -> None:
         await bench_answerability(resources, folder)
         base = np.asarray(await resources.embedder(KBSettings()).embed_documents(texts))
         print("| chunks | upsert/s (no embedding) | NumPy dense p50/p99 | index dense p50/p99 | "
-              "index hybrid p50/p99 | first query after a write | Qdrant scan dense p50/p99 | "
+              "index hybrid p50/p99 | first query after a write (rebuild) | "
+              "first query after a write, incremental (upsert / delete) | "
+              "write ms (upsert / delete) | Qdrant scan dense p50/p99 | "
               "Qdrant scan hybrid p50/p99 | index hybrid / baseline p50 |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for n in sizes:
             r = await bench_scale(resources, folder, n, base, texts, questions)
 
@@ -190,6 +221,8 @@ async def main(sizes: list[int], ingest_rows: int) -> None:
 
             print(f"| {n:,} | {r['upsert/s']:.0f} | {cell('baseline')} | {cell('index dense')} | "
                   f"{cell('index hybrid')} | {r['index hybrid first']:.0f} | "
+                  f"{r['after upsert first']:.1f} / {r['after delete first']:.1f} | "
+                  f"{r['upsert ms']:.0f} / {r['delete ms']:.0f} | "
                   f"{cell('scan dense')} | {cell('scan hybrid')} | "
                   f"{r['index hybrid p50'] / r['baseline p50']:.2f}× |", flush=True)
     resources.close()
