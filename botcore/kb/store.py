@@ -155,11 +155,13 @@ class KBRepository:
     def _writing(
         self, *, everyone: bool = False, ids: Sequence[models.ExtendedPointId] | None = None,
         selector: models.Filter | None = None,
-    ) -> Iterator[None]:
+    ) -> Iterator[list[models.ExtendedPointId] | None]:
         """Hold the lock around a write and keep the local index in step with it.
 
         A point write (``ids`` or ``selector``) that succeeded is applied to the index in
         place; a failed write, or one of the whole collection (``everyone``), invalidates.
+        Yields the ids a ``selector`` matched when the index had to read them (the write can
+        then use the ids instead of scanning for the filter a second time), else None.
         """
         with self._guard():
             index = self._index
@@ -167,7 +169,7 @@ class KBRepository:
             if index is not None and not everyone and (ids is not None or selector is not None):
                 pending = index.before_write(self.collection, ids=ids, selector=selector)
             try:
-                yield
+                yield pending.ids if pending is not None and selector is not None else None
             except BaseException:
                 if index is not None:
                     index.invalidate(self.collection, None if everyone else self._writer())
@@ -310,8 +312,14 @@ class KBRepository:
     def _delete(self, flt: models.Filter) -> None:
         if not self.exists():
             return
-        with self._writing(selector=flt):
-            self._client.delete(self.collection, points_selector=models.FilterSelector(filter=flt))
+        with self._writing(selector=flt) as found:
+            # The index already scanned for the filter under this lock: delete those ids
+            # rather than make Qdrant scan again (a local-mode filter scan is O(points)).
+            selector: models.PointIdsList | models.FilterSelector = (
+                models.PointIdsList(points=found) if found is not None
+                else models.FilterSelector(filter=flt))
+            if found is None or found:
+                self._client.delete(self.collection, points_selector=selector)
 
     def drop_collection(self) -> None:
         """Drop the whole collection: **every tenant's** points."""
