@@ -46,7 +46,8 @@ def _host_app(botcore_url: str) -> Starlette:
         return HTMLResponse(
             "<!doctype html><html><head><meta name='viewport' content='width=device-width'>"
             "<title>Shop</title></head><body><h1>A shop</h1>"
-            f"<script src='{botcore_url}/widget.js' data-bot='{bot}' data-title='Help'>"
+            f"<script src='{botcore_url}/widget.js' data-bot='{bot}' data-title='Help' "
+            "data-color='#0f766e'>"
             "</script></body></html>")
     return Starlette(routes=[Route("/", page), Route("/{bot}", page)])
 
@@ -79,7 +80,10 @@ def browser() -> Iterator[Browser]:
 
 def _open_chat(page: Page, url: str) -> None:
     page.goto(url)
-    page.get_by_role("button", name=re.compile("^Open chat")).click()
+    launcher = page.get_by_role("button", name=re.compile("^Open chat"))
+    assert launcher.locator("svg").count() == 1          # an icon with no emoji font needed
+    assert launcher.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(15, 118, 110)"
+    launcher.click()
 
 
 def test_streamed_markdown_answer_is_shown_safely(host: str, botcore: tuple[BotStack, str],
@@ -87,6 +91,8 @@ def test_streamed_markdown_answer_is_shown_safely(host: str, botcore: tuple[BotS
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     _open_chat(page, host)
     chat = page.frame_locator('iframe[data-botcore-frame="mem"]')
+    header = chat.locator("#bc-head")
+    assert header.evaluate("h => getComputedStyle(h).backgroundColor") == "rgb(15, 118, 110)"
     chat.locator("#bc-input").fill("stream **bold** and <img src=x onerror=alert(1)> `<b>` end")
     chat.locator("#bc-input").press("Enter")
     assert chat.locator(".bc-user").inner_text() == \
@@ -101,6 +107,7 @@ def test_streamed_markdown_answer_is_shown_safely(host: str, botcore: tuple[BotS
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "widget-desktop.png"))
 
+    assert done.get_by_role("button", name="Helpful", exact=True).locator("svg").count() == 1
     done.get_by_role("button", name="Helpful", exact=True).click()
     frame = next(f for f in page.frames if "/widget/frame" in f.url)
     conv = frame.evaluate("localStorage.getItem('botcore:mem:conversation')")

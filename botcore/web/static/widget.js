@@ -24,19 +24,24 @@
     var title = tag.getAttribute('data-title') || 'Chat';
     var key = tag.getAttribute('data-key') || '';
     var side = tag.getAttribute('data-position') === 'left' ? 'left' : 'right';
+    var color = tag.getAttribute('data-color') || '';
+    if (!/^#[0-9a-fA-F]{3,8}$/.test(color)) { color = '#2563eb'; }
     var src = base + '/widget/frame?bot=' + encodeURIComponent(bot) + '&title=' +
-      encodeURIComponent(title) + (key ? '#key=' + encodeURIComponent(key) : '');
+      encodeURIComponent(title) + '&color=' + encodeURIComponent(color) +
+      (key ? '#key=' + encodeURIComponent(key) : '');
     var mobile = window.matchMedia('(max-width: 600px)');
     var root = document.createElement('div');
     var button = document.createElement('button');
     var frame = null;
     root.setAttribute('data-botcore-widget', bot);
     button.type = 'button';
-    button.textContent = '\uD83D\uDCAC';
+    var svg = icon(CHAT, 28);
+    svg.style.verticalAlign = 'middle';
+    button.appendChild(svg);
     button.setAttribute('aria-label', 'Open chat: ' + title);
     button.setAttribute('aria-expanded', 'false');
     button.style.cssText = 'position:fixed;bottom:20px;' + side + ':20px;width:56px;' +
-      'height:56px;border-radius:50%;border:0;background:#2563eb;color:#fff;font-size:26px;' +
+      'height:56px;border-radius:50%;border:0;background:' + color + ';color:#fff;' +
       'line-height:56px;padding:0;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);' +
       'z-index:2147483000;';
 
@@ -127,6 +132,29 @@
     return out.join('');
   }
 
+  // Icons are SVG paths (Material Icons, Apache-2.0), not emoji: the same on every system.
+  var CHAT = 'M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z' +
+    'm3 6.5a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01z';
+  var THUMB_UP = 'M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79' +
+    '-.44-1.06L14.17 1 7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84' +
+    '-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z';
+  var THUMB_DOWN = 'M15 3H6c-.83 0-1.54.5-1.84 1.22l-3.02 7.05c-.09.23-.14.47-.14.73v2c0 1.1' +
+    '.9 2 2 2h6.31l-.95 4.57-.03.32c0 .41.17.79.44 1.06L9.83 23l6.59-6.59c.36-.36.58-.86.58' +
+    '-1.41V5c0-1.1-.9-2-2-2zm4 0v12h4V3h-4z';
+  function icon(d, size) {
+    var ns = 'http://www.w3.org/2000/svg';
+    var svg = document.createElementNS(ns, 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('width', String(size));
+    svg.setAttribute('height', String(size));
+    svg.setAttribute('aria-hidden', 'true');
+    var path = document.createElementNS(ns, 'path');
+    path.setAttribute('fill', 'currentColor');
+    path.setAttribute('d', d);
+    svg.appendChild(path);
+    return svg;
+  }
+
   // ------------------------------------------------------------------- frame: the chat
   function app() {
     var params = new URLSearchParams(location.search);
@@ -149,6 +177,10 @@
     try { history = JSON.parse(load('log:' + conv) || '[]'); } catch (e) { history = []; }
 
     document.title = params.get('title') || 'Chat';
+    var accent = params.get('color') || '';
+    if (/^#[0-9a-fA-F]{3,8}$/.test(accent)) {   // the site's colour, checked like the loader does
+      document.documentElement.style.setProperty('--bc-accent', accent);
+    }
     $('bc-title').textContent = document.title;
     $('bc-close').addEventListener('click', function () {
       window.parent.postMessage({ type: 'botcore-widget:close' }, '*');
@@ -204,9 +236,9 @@
       if (!messageId) { return; }
       var bar = document.createElement('div');
       bar.className = 'bc-actions';
-      [['up', '\uD83D\uDC4D', 'Helpful'], ['down', '\uD83D\uDC4E', 'Not helpful']].forEach(function (r) {
+      [['up', THUMB_UP, 'Helpful'], ['down', THUMB_DOWN, 'Not helpful']].forEach(function (r) {
         var b = document.createElement('button');
-        b.type = 'button'; b.textContent = r[1]; b.title = r[2];
+        b.type = 'button'; b.appendChild(icon(r[1], 14)); b.title = r[2];
         b.setAttribute('aria-label', r[2]); b.setAttribute('data-rating', r[0]);
         b.setAttribute('aria-pressed', given === r[0] ? 'true' : 'false');
         b.disabled = !!given;
