@@ -3,6 +3,9 @@
 ``--channel telegram``: the same kill loop on the Telegram channel (real adapter, fake Bot
 API with 20-80 ms calls, updates through the real webhook route), once with one-message
 answers and once with answers split in 3 messages, plus the web channel as the baseline.
+``--channel feishu`` / ``--channel wecom``: the same on Feishu (encrypted, signed events; a
+fake Open API honouring ``uuid``) and on a WeCom self-built app (encrypted XML callbacks; a
+fake ``message/send`` without dedupe), with the web channel as the baseline.
 
 Durable run: N messages over C web-chat conversations POSTed to the real webhook route
 (uvicorn, loopback), 2 ``botcore worker -c 2`` processes, one worker's whole process group
@@ -26,6 +29,8 @@ from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
+from bench.chaos import feishu, wecom
+from bench.chaos.channel import run_channel
 from bench.chaos.naive import TASK
 from bench.chaos.naive import app as naive_app
 from bench.chaos.run import LEASE_TTL, SWEEP_INTERVAL, Killer, Outcome, reconcile, wait_replies
@@ -151,19 +156,25 @@ async def run_naive(services: Services, args: argparse.Namespace,
     return outcome
 
 
+def _messaging(name: str) -> bool:
+    """A run on a messaging app (a fake platform API), not on the web channel."""
+    return name.startswith(("telegram", "feishu", "wecom"))
+
+
 def _table(results: dict[str, Outcome]) -> Table:
     table = Table(title="kill chaos: a worker's process group SIGKILLed periodically "
                   "(lost/dup/reordered count messages, or parts of split answers)")
     for col in ("run", "msgs", "parts", "kills", "skipped", "lost", "dup", "dup/kill",
-                "max dup/answer", "dup>re-runs", "sends@kills", "reordered", "re-exec", "time s",
-                "msg/s", "stopped by"):
+                "max dup/answer", "dup>re-runs", "sends@kills", "uuid hits", "reordered",
+                "re-exec", "time s", "msg/s", "stopped by"):
         table.add_column(col, justify="right")
     for name, o in results.items():
-        telegram = name.startswith("telegram")
+        app = _messaging(name)
         table.add_row(name, str(o.messages), str(o.parts), str(o.kills), str(o.skipped_kills),
                       str(o.lost), str(o.duplicated), f"{o.dup_per_kill:.2f}",
-                      str(o.dup_max_answer), str(o.over_one_per_cut) if telegram else "-",
-                      str(o.in_flight_at_kills) if telegram else "-",
+                      str(o.dup_max_answer), str(o.over_one_per_cut) if app else "-",
+                      str(o.in_flight_at_kills) if app else "-",
+                      str(o.platform_deduped) if name == "feishu" else "-",
                       str(o.reordered), str(o.reexecuted), f"{o.elapsed:.1f}",
                       f"{o.throughput:.0f}", o.stopped_by)
     return table
@@ -172,13 +183,20 @@ def _table(results: dict[str, Outcome]) -> Table:
 def _args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--channel", choices=("web", "telegram"), default="web",
-                        help="telegram: Telegram runs (1 and 3 messages per answer) + web")
+    parser.add_argument("--channel", choices=("web", "telegram", "feishu", "wecom"),
+                        default="web",
+                        help="telegram: Telegram runs (1 and 3 messages per answer) + web; "
+                        "feishu, wecom: that channel + web")
     parser.add_argument("--messages", type=int, default=None,
                         help="web run (default 10,000; 2,000 with --channel telegram)")
     parser.add_argument("--tg-messages", type=int, default=1_200)
     parser.add_argument("--tg-long-messages", type=int, default=300,
                         help="answers split in 3 messages; 0: skip that run")
+    parser.add_argument("--app-messages", type=int, default=6_000,
+                        help="messages of the feishu / wecom run")
+    parser.add_argument("--app-conversations", type=int, default=300,
+                        help="chats of the feishu / wecom run (WeCom drops over 30 messages "
+                        "a minute to one member: keep messages / chats under 30)")
     parser.add_argument("--baseline-messages", type=int, default=2_000)
     parser.add_argument("--conversations", type=int, default=100)
     parser.add_argument("--kill-every", type=float, default=2.0, help="seconds; 0: no kills")
@@ -191,10 +209,10 @@ def _args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="1,000 / 300 messages")
     args = parser.parse_args(argv)
     if args.messages is None:
-        args.messages = 2_000 if args.channel == "telegram" else 10_000
+        args.messages = 10_000 if args.channel == "web" else 2_000
     if args.quick:
         args.messages, args.baseline_messages, args.stall = 1_000, 300, 12.0
-        args.tg_messages, args.tg_long_messages = 300, 100
+        args.tg_messages, args.tg_long_messages, args.app_messages = 300, 100, 600
     return args
 
 
@@ -203,6 +221,13 @@ async def _main(args: argparse.Namespace, console: Console) -> dict[str, Outcome
     with Services("chaos") as services:
         if args.channel == "telegram":
             return await _telegram(services, args, console)
+        if args.channel in ("feishu", "wecom"):
+            if not args.no_baseline:
+                results["web"] = await run_durable(services, args, console)
+            bench = feishu.BENCH if args.channel == "feishu" else wecom.BENCH
+            results[args.channel] = await run_channel(
+                services, args, console, bench, _plan(args.app_messages, args.app_conversations))
+            return results
         if not args.no_baseline:
             results["naive"] = await run_naive(services, args, console)
         results["botcore"] = await run_durable(services, args, console)
@@ -229,7 +254,7 @@ async def _telegram(services: Services, args: argparse.Namespace,
 def main(argv: list[str] | None = None) -> dict[str, Outcome]:
     """Run the baseline, then the durable pipeline(s), print and return the outcomes."""
     args = _args(argv)
-    console = Console(width=max(Console().width, 150))
+    console = Console(width=max(Console().width, 180))
     console.print(machine_info())
     results = asyncio.run(_main(args, console))
     console.print(_table(results))
@@ -240,13 +265,15 @@ def main(argv: list[str] | None = None) -> dict[str, Outcome]:
         if outcome.lost_examples:
             console.print(f"{name}: lost e.g. {', '.join(outcome.lost_examples[:5])}")
     for name, o in results.items():
-        if name.startswith("telegram"):
+        if _messaging(name):
             what = "parts" if o.parts > 1 else "answers"
+            deduped = (f"; {o.platform_deduped} calls answered with an earlier message by uuid"
+                       if name == "feishu" else "")
             console.print(f"{name}: {o.duplicated} duplicated {what} in {o.kills} kills "
-                          f"({o.in_flight_at_kills} sendMessage calls in flight at the kills, "
+                          f"({o.in_flight_at_kills} {o.send_call} calls in flight at the kills, "
                           f"both workers); at most {o.dup_max_answer} duplicated in one answer; "
                           f"{o.over_one_per_cut} answers with more duplicated {what} than "
-                          "re-runs of their turn")
+                          f"re-runs of their turn{deduped}")
     if "botcore" in results:
         durable = results["botcore"]
         goal = durable.lost == durable.duplicated == durable.reordered == 0

@@ -38,6 +38,8 @@ class Outcome:
     dup_max_answer: int = 0
     in_flight_at_kills: int = 0
     over_one_per_cut: int = 0
+    platform_deduped: int = 0
+    send_call: str = "sendMessage"
     dup_by_answer: Counter[tuple[str, int]] = field(default_factory=Counter)
     elapsed: float = 0.0
     stopped_by: str = "all replied"
