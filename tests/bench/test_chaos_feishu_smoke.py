@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 def test_feishu_chaos_loses_nothing() -> None:
     results = main(["--channel", "feishu", "--no-baseline", "--app-messages", "150",
-                    "--app-conversations", "15", "--kill-every", "2", "--stall", "40",
+                    "--app-conversations", "15", "--kill-every", "3", "--stall", "60",
                     "--settle", "1"])
     assert set(results) == {"feishu"}
     outcome = results["feishu"]

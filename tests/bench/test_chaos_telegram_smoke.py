@@ -17,8 +17,8 @@ pytestmark = pytest.mark.integration
 
 def test_telegram_chaos_loses_nothing() -> None:
     results = main(["--channel", "telegram", "--no-baseline", "--tg-messages", "24",
-                    "--tg-long-messages", "6", "--conversations", "6", "--kill-every", "2",
-                    "--stall", "40", "--settle", "1"])
+                    "--tg-long-messages", "6", "--conversations", "6", "--kill-every", "3",
+                    "--stall", "60", "--settle", "1"])
     assert set(results) == {"telegram", "telegram-3part"}
     for name, outcome in results.items():
         assert outcome.stopped_by == "all replied", name

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis as redis_sync
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from playwright.sync_api import Route as BrowserRoute
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -81,8 +81,8 @@ def browser() -> Iterator[Browser]:
 def _open_chat(page: Page, url: str) -> None:
     page.goto(url)
     launcher = page.get_by_role("button", name=re.compile("^Open chat"))
-    assert launcher.locator("svg").count() == 1          # an icon with no emoji font needed
-    assert launcher.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(15, 118, 110)"
+    expect(launcher.locator("svg")).to_have_count(1)      # an icon with no emoji font needed
+    expect(launcher).to_have_css("background-color", "rgb(15, 118, 110)")
     launcher.click()
 
 
@@ -91,8 +91,8 @@ def test_streamed_markdown_answer_is_shown_safely(host: str, botcore: tuple[BotS
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     _open_chat(page, host)
     chat = page.frame_locator('iframe[data-botcore-frame="mem"]')
-    header = chat.locator("#bc-head")
-    assert header.evaluate("h => getComputedStyle(h).backgroundColor") == "rgb(15, 118, 110)"
+    # data-color reaches the frame (set by its script, so wait for it rather than race it)
+    expect(chat.locator("#bc-head")).to_have_css("background-color", "rgb(15, 118, 110)")
     chat.locator("#bc-input").fill("stream **bold** and <img src=x onerror=alert(1)> `<b>` end")
     chat.locator("#bc-input").press("Enter")
     assert chat.locator(".bc-user").inner_text() == \
@@ -107,7 +107,7 @@ def test_streamed_markdown_answer_is_shown_safely(host: str, botcore: tuple[BotS
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "widget-desktop.png"))
 
-    assert done.get_by_role("button", name="Helpful", exact=True).locator("svg").count() == 1
+    expect(done.get_by_role("button", name="Helpful", exact=True).locator("svg")).to_have_count(1)
     done.get_by_role("button", name="Helpful", exact=True).click()
     frame = next(f for f in page.frames if "/widget/frame" in f.url)
     conv = frame.evaluate("localStorage.getItem('botcore:mem:conversation')")
