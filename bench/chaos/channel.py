@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import socket
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,10 +23,16 @@ import httpx
 from redis.asyncio import Redis
 from rich.console import Console
 
-from bench.chaos.run import LEASE_TTL, SWEEP_INTERVAL, Killer, Outcome, reconcile, wait_replies
-from bench.common import Services, write_settings
-from botcore.keys import KeyBuilder
-from botcore.testing.stack import wait_until
+from bench.chaos.run import (
+    LEASE_TTL,
+    SWEEP_INTERVAL,
+    Killer,
+    Outcome,
+    reconcile,
+    start_pipeline,
+    wait_replies,
+)
+from bench.common import Services
 
 __all__ = ["Callback", "ChannelBench", "run_channel"]
 
@@ -152,30 +156,15 @@ async def run_channel(services: Services, args: argparse.Namespace, console: Con
                       bench: ChannelBench, plan: list[int]) -> Outcome:
     """The botcore pipeline on ``bench``'s channel under kills."""
     api_base = start_fake(services, bench)
-    config = write_settings(services.workdir / f"botcore-{bench.name}.toml",
-                            _config(services, bench, api_base))
-    env = {"BENCH_CONFIG": str(config), "BENCH_REDIS_URL": services.redis_url}
-    port = services.start_uvicorn("bench.servers:botcore_app", env, f"web-{bench.name}.log")
-    log_name = f"worker-{bench.name}.log"
-    keys = KeyBuilder(prefix="botcore")
-    redis = Redis.from_url(services.redis_url)
-    workers = [services.start_worker(config, 2, log_name) for _ in range(2)]
-
-    async def ready(worker: subprocess.Popen[bytes]) -> bool:
-        return bool(await redis.exists(keys.worker_heartbeat(f"{socket.gethostname()}-"
-                                                             f"{worker.pid}")))
-
-    async def any_ready() -> bool:
-        return any([await ready(w) for w in workers])
-
-    await wait_until(any_ready, 60)
+    pipeline = await start_pipeline(services, bench.name, _config(services, bench, api_base))
+    redis = pipeline.redis
     streams = {f"chat{c}": bench.stream(c) for c in range(len(plan))}
     console.print(f"{bench.name}: posting {sum(plan)} callbacks, kill every {args.kill_every} s")
     started = time.monotonic()
     outcome = Outcome(messages=sum(plan), send_call="/".join(sorted(bench.send_calls)))
-    with Killer(services, lambda: services.start_worker(config, 2, log_name), workers,
-                args.kill_every, ready) as killer:
-        errors = await post_callbacks(port, bench, plan, args.concurrency)
+    with Killer(services, pipeline.start_worker, pipeline.workers, args.kill_every,
+                pipeline.ready) as killer:
+        errors = await post_callbacks(pipeline.port, bench, plan, args.concurrency)
         console.print(f"{bench.name}: posted in {time.monotonic() - started:.1f} s ({errors} "
                       "retried posts); waiting for the answers")
         outcome.stopped_by = await wait_replies(redis, list(streams.values()), sum(plan),
@@ -185,10 +174,6 @@ async def run_channel(services: Services, args: argparse.Namespace, console: Con
         outcome.kills, outcome.skipped_kills = killer.kills, killer.skipped
     await asyncio.sleep(args.settle)  # a late duplicate would land within a lease period
     await reconcile(redis, streams, plan, outcome)
-    log = (services.workdir / log_name).read_text(errors="replace")
-    await _account(redis, bench, outcome, log, killer.kill_times)
-    await redis.flushall()
-    await redis.aclose()
-    for worker in workers:
-        services.stop(worker)
+    await _account(redis, bench, outcome, pipeline.log(), killer.kill_times)
+    await pipeline.close()
     return outcome

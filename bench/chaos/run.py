@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import time
 from collections import Counter
@@ -12,7 +13,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bench.common import Services
+from bench.common import Services, write_settings
+from botcore.keys import KeyBuilder
+from botcore.testing.stack import wait_until
 
 __all__ = ["LEASE_TTL", "SWEEP_INTERVAL", "Killer", "Outcome", "reconcile", "wait_replies"]
 
@@ -181,3 +184,53 @@ async def reconcile(redis: Redis, outboxes: dict[str, str], per_conversation: li
         outcome.lost += len(missing)
         outcome.lost_examples += [f"{conv}#{s}" for s in missing[:3]]
     return outcome
+
+
+@dataclass
+class Pipeline:
+    """A botcore web process and two workers of one chaos run, on ``services``' Redis."""
+
+    services: Services
+    port: int
+    redis: Redis
+    workers: list[subprocess.Popen[bytes]]
+    start_worker: Callable[[], subprocess.Popen[bytes]]
+    log_name: str
+
+    async def ready(self, worker: subprocess.Popen[bytes]) -> bool:
+        """Whether ``worker`` has started (its heartbeat is in Redis): the killer's test."""
+        key = KeyBuilder(prefix="botcore").worker_heartbeat(f"{socket.gethostname()}-"
+                                                             f"{worker.pid}")
+        return bool(await self.redis.exists(key))
+
+    def log(self) -> str:
+        """What the workers logged."""
+        return (self.services.workdir / self.log_name).read_text(errors="replace")
+
+    async def close(self) -> None:
+        """Empty Redis and stop the workers (the web process stops with ``services``)."""
+        await self.redis.flushall()
+        await self.redis.aclose()
+        for worker in self.workers:
+            self.services.stop(worker)
+
+
+async def start_pipeline(services: Services, name: str, settings: dict[str, Any]) -> Pipeline:
+    """Write ``settings``, start the web process and two ``botcore worker -c 2``, and wait
+    until one of them is ready."""
+    config = write_settings(services.workdir / f"botcore-{name}.toml", settings)
+    env = {"BENCH_CONFIG": str(config), "BENCH_REDIS_URL": services.redis_url}
+    port = services.start_uvicorn("bench.servers:botcore_app", env, f"web-{name}.log")
+    log_name = f"worker-{name}.log"
+
+    def start_worker() -> subprocess.Popen[bytes]:
+        return services.start_worker(config, 2, log_name)
+
+    pipeline = Pipeline(services, port, Redis.from_url(services.redis_url),
+                        [start_worker() for _ in range(2)], start_worker, log_name)
+
+    async def any_ready() -> bool:
+        return any([await pipeline.ready(w) for w in pipeline.workers])
+
+    await wait_until(any_ready, 60)
+    return pipeline

@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import socket
-import subprocess
 import time
 from collections import Counter
 from typing import Any
@@ -26,10 +24,16 @@ from rich.console import Console
 
 from bench.chaos.bots import PARTS
 from bench.chaos.fake_bot_api import BOT_USERNAME, CALLS, TOKEN, chat_stream
-from bench.chaos.run import LEASE_TTL, SWEEP_INTERVAL, Killer, Outcome, reconcile, wait_replies
-from bench.common import Services, write_settings
-from botcore.keys import KeyBuilder
-from botcore.testing.stack import wait_until
+from bench.chaos.run import (
+    LEASE_TTL,
+    SWEEP_INTERVAL,
+    Killer,
+    Outcome,
+    reconcile,
+    start_pipeline,
+    wait_replies,
+)
+from bench.common import Services
 
 __all__ = ["FIRST_CHAT", "SECRET", "fake_api", "run_telegram"]
 
@@ -118,32 +122,17 @@ async def run_telegram(services: Services, args: argparse.Namespace, console: Co
     """The botcore pipeline on the Telegram channel under kills (``long``: 3-part answers)."""
     name = "telegram-long" if long else "telegram"
     app = "bench.chaos.bots:long" if long else "bench.bots:chaos"
-    config = write_settings(services.workdir / f"botcore-{name}.toml",
-                            _config(services, api_base, app))
-    env = {"BENCH_CONFIG": str(config), "BENCH_REDIS_URL": services.redis_url}
-    port = services.start_uvicorn("bench.servers:botcore_app", env, f"web-{name}.log")
-    log_name = f"worker-{name}.log"
-    keys = KeyBuilder(prefix="botcore")
-    redis = Redis.from_url(services.redis_url)
-    workers = [services.start_worker(config, 2, log_name) for _ in range(2)]
-
-    async def ready(worker: subprocess.Popen[bytes]) -> bool:
-        return bool(await redis.exists(keys.worker_heartbeat(f"{socket.gethostname()}-"
-                                                             f"{worker.pid}")))
-
-    async def any_ready() -> bool:
-        return any([await ready(w) for w in workers])
-
-    await wait_until(any_ready, 60)
+    pipeline = await start_pipeline(services, name, _config(services, api_base, app))
+    redis = pipeline.redis
     parts = PARTS if long else 1
     streams = {f"chat{c}": chat_stream(FIRST_CHAT + c) for c in range(len(plan))}
     console.print(f"{name}: posting {sum(plan)} updates ({parts} message(s) per answer), "
                   f"kill every {args.kill_every} s")
     started = time.monotonic()
     outcome = Outcome(messages=sum(plan), parts=parts)
-    with Killer(services, lambda: services.start_worker(config, 2, log_name), workers,
-                args.kill_every, ready) as killer:
-        errors = await post_updates(port, plan, args.concurrency)
+    with Killer(services, pipeline.start_worker, pipeline.workers, args.kill_every,
+                pipeline.ready) as killer:
+        errors = await post_updates(pipeline.port, plan, args.concurrency)
         console.print(f"{name}: posted in {time.monotonic() - started:.1f} s ({errors} retried "
                       "posts); waiting for the answers")
         outcome.stopped_by = await wait_replies(redis, list(streams.values()),
@@ -154,14 +143,10 @@ async def run_telegram(services: Services, args: argparse.Namespace, console: Co
     await asyncio.sleep(args.settle)  # a late duplicate would land within a lease period
     await reconcile(redis, streams, [n * parts for n in plan], outcome)
     outcome.in_flight_at_kills = await _in_flight_at_kills(redis, killer.kill_times)
-    log = (services.workdir / log_name).read_text(errors="replace")
-    starts = Counter(_STARTED.findall(log))
+    starts = Counter(_STARTED.findall(pipeline.log()))
     outcome.reexecuted = max(0, sum(starts.values()) - len(starts))
     outcome.over_one_per_cut = sum(
         1 for (chat, seq), dups in outcome.dup_by_answer.items()
         if dups > starts[str(int(chat.removeprefix("chat")) * 1_000_000 + seq + 1)] - 1)
-    await redis.flushall()
-    await redis.aclose()
-    for worker in workers:
-        services.stop(worker)
+    await pipeline.close()
     return outcome

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
 
 from botcore.testing.stack import BotStack
-from tests.openai.live_server import botcore_app, running_stack, serve
+from tests.openai.live_server import botcore_app, serve
 
 pytestmark = pytest.mark.integration
 
@@ -27,23 +26,6 @@ CONFIG = {
     },
     "ingress": {"lease_ttl": 2.0, "schedule_ttl": 3.0, "sweep_interval": 0.2},
 }
-
-
-@pytest.fixture(scope="module")
-def server(redis_url: str, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[tuple[BotStack, str]]:
-    with running_stack(redis_url, tmp_path_factory.mktemp("openai"), CONFIG) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def base_url(server: tuple[BotStack, str]) -> str:
-    return server[1]
-
-
-@pytest.fixture
-def client(base_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base_url}/v1", api_key=KEY, max_retries=0, timeout=40)
 
 
 def test_plain_completion_is_an_openai_chat_completion(client: openai.OpenAI) -> None:

@@ -7,16 +7,13 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from botcore.testing.stack import BotStack
 from flows.customer_service import HANDOFF_TEXT
-from tests.openai.live_server import running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -31,23 +28,6 @@ CONFIG = {
                 "merge_window": 0.8},
     "handoff": {"api_key": AGENT_KEY},
 }
-
-
-@pytest.fixture(scope="module")
-def server(redis_url: str, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[tuple[BotStack, str]]:
-    with running_stack(redis_url, tmp_path_factory.mktemp("pending"), CONFIG) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def base_url(server: tuple[BotStack, str]) -> str:
-    return server[1]
-
-
-@pytest.fixture
-def client(base_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base_url}/v1", api_key=KEY, max_retries=0, timeout=40)
 
 
 def _streamed(client: openai.OpenAI, model: str, text: str, user: str) -> tuple[str, Any]:

@@ -12,11 +12,9 @@ import httpx
 import openai
 import pytest
 
-from botcore.testing.stack import BotStack
 from botcore.web.openai_turn import REWRITE_SEPARATOR
 from flows.customer_service import HANDOFF_TEXT
 from tests.openai.flow_bots import RAG_ANSWER
-from tests.openai.live_server import running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -39,23 +37,6 @@ CONFIG = {
     },
     "ingress": {"lease_ttl": 2.0, "schedule_ttl": 3.0, "sweep_interval": 0.2},
 }
-
-
-@pytest.fixture(scope="module")
-def server(redis_url: str, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[tuple[BotStack, str]]:
-    with running_stack(redis_url, tmp_path_factory.mktemp("turns"), CONFIG) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def base_url(server: tuple[BotStack, str]) -> str:
-    return server[1]
-
-
-@pytest.fixture
-def client(base_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{base_url}/v1", api_key=KEY, max_retries=0, timeout=40)
 
 
 def _user(text: str) -> list[Any]:
