@@ -24,11 +24,11 @@ from redis.asyncio import Redis
 from rich.console import Console
 
 from bench.chaos.run import (
-    LEASE_TTL,
-    SWEEP_INTERVAL,
     Killer,
     Outcome,
+    chaos_settings,
     reconcile,
+    start_fake_api,
     start_pipeline,
     wait_replies,
 )
@@ -78,20 +78,13 @@ class ChannelBench:
 
 def start_fake(services: Services, bench: ChannelBench) -> str:
     """Start the channel's fake platform (a uvicorn process); its base URL."""
-    port = services.start_uvicorn(bench.fake, {"BENCH_REDIS_URL": services.redis_url},
-                                  f"fake-{bench.name}.log")
-    return f"http://127.0.0.1:{port}"
+    return start_fake_api(services, bench.fake, bench.name)
 
 
 def _config(services: Services, bench: ChannelBench, api_base: str) -> dict[str, Any]:
-    return {
-        "redis_url": services.redis_url,
-        "ingress": {"lease_ttl": LEASE_TTL, "schedule_ttl": 10.0,
-                    "sweep_interval": SWEEP_INTERVAL},
-        "worker": {"task_time_limit": 30},
-        "bots": {"chaos": {"channel": bench.channel, "app": "bench.bots:chaos",
-                           "api_base": api_base, **bench.bot}},
-    }
+    return chaos_settings(services, "chaos", {"channel": bench.channel,
+                                              "app": "bench.bots:chaos",
+                                              "api_base": api_base, **bench.bot})
 
 
 async def _post_chat(client: httpx.AsyncClient, gate: asyncio.Semaphore, bench: ChannelBench,

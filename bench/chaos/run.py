@@ -234,3 +234,21 @@ async def start_pipeline(services: Services, name: str, settings: dict[str, Any]
 
     await wait_until(any_ready, 60)
     return pipeline
+
+
+def start_fake_api(services: Services, target: str, name: str) -> str:
+    """Start a fake platform API (``module:factory`` in a uvicorn process); its base URL."""
+    port = services.start_uvicorn(target, {"BENCH_REDIS_URL": services.redis_url},
+                                  f"fake-{name}.log")
+    return f"http://127.0.0.1:{port}"
+
+
+def chaos_settings(services: Services, bot_id: str, bot: dict[str, Any]) -> dict[str, Any]:
+    """botcore settings of a chaos run: short leases so a killed turn is re-run quickly."""
+    return {
+        "redis_url": services.redis_url,
+        "ingress": {"lease_ttl": LEASE_TTL, "schedule_ttl": 10.0,
+                    "sweep_interval": SWEEP_INTERVAL},
+        "worker": {"task_time_limit": 30},
+        "bots": {bot_id: bot},
+    }

@@ -25,11 +25,11 @@ from rich.console import Console
 from bench.chaos.bots import PARTS
 from bench.chaos.fake_bot_api import BOT_USERNAME, CALLS, TOKEN, chat_stream
 from bench.chaos.run import (
-    LEASE_TTL,
-    SWEEP_INTERVAL,
     Killer,
     Outcome,
+    chaos_settings,
     reconcile,
+    start_fake_api,
     start_pipeline,
     wait_replies,
 )
@@ -45,21 +45,13 @@ _STARTED = re.compile(r"turn started .*?event_id=(\d+)")
 
 def fake_api(services: Services) -> str:
     """Start the fake Bot API (a uvicorn process); its base URL."""
-    port = services.start_uvicorn("bench.chaos.fake_bot_api:create_app",
-                                  {"BENCH_REDIS_URL": services.redis_url}, "fake-telegram.log")
-    return f"http://127.0.0.1:{port}"
+    return start_fake_api(services, "bench.chaos.fake_bot_api:create_app", "telegram")
 
 
 def _config(services: Services, api_base: str, app: str) -> dict[str, Any]:
-    return {
-        "redis_url": services.redis_url,
-        "ingress": {"lease_ttl": LEASE_TTL, "schedule_ttl": 10.0,
-                    "sweep_interval": SWEEP_INTERVAL},
-        "worker": {"task_time_limit": 30},
-        "bots": {"tg": {"channel": "telegram", "app": app, "token": TOKEN,
-                        "bot_username": BOT_USERNAME, "secret_token": SECRET,
-                        "api_base": api_base}},
-    }
+    return chaos_settings(services, "tg", {"channel": "telegram", "app": app, "token": TOKEN,
+                                           "bot_username": BOT_USERNAME,
+                                           "secret_token": SECRET, "api_base": api_base})
 
 
 def update(conv: int, seq: int) -> dict[str, Any]:
